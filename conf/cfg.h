@@ -17,8 +17,8 @@
 
 enum cfg_mode {
 	CFG_MODE_MONITOR = 0, /* relay bytes unchanged, observe and log only */
-	CFG_MODE_UPGRADE,     /* always try verified TLS upstream; plaintext if nothing requires TLS */
-	CFG_MODE_ENFORCE,     /* as upgrade; TLS-requiring policies are never met by plaintext */
+	CFG_MODE_UPGRADE, /* always try verified TLS upstream; plaintext if nothing requires TLS */
+	CFG_MODE_ENFORCE, /* as upgrade; TLS-requiring policies are never met by plaintext */
 };
 
 enum cfg_listen_kind {
@@ -41,79 +41,80 @@ struct cfg_listener {
 	enum cfg_listen_kind kind;
 	struct sockaddr_storage addr; /* bind address */
 	socklen_t addrlen;
-	char addrtext[80];            /* "127.0.0.1:10025" / "[::1]:10025" for logs */
+	char addrtext[80]; /* "127.0.0.1:10025" / "[::1]:10025" for logs */
 	/* fixed only */
-	char upstream_host[256];      /* host name or address literal */
+	char upstream_host[256]; /* host name or address literal */
 	int upstream_port;
-	char upstream_name[256];      /* TLS name (SNI + certificate check); default upstream_host */
+	char upstream_name[256]; /* TLS name (SNI + certificate check); default upstream_host */
+	                         /* "" for an address-literal upstream without upstream_name */
 };
 
 struct cfg_policy {
-	char domain[256];     /* lower-case, no trailing dot; leading "." = all subdomains */
+	char domain[256]; /* lower-case, no trailing dot; leading "." = all subdomains */
 	enum cfg_tls_level level;
-	char **mx;            /* acceptable MX host patterns (mxpattern syntax), may be empty */
+	char **mx; /* acceptable MX host patterns (mxpattern syntax, lower-case), may be empty */
 	int nmx;
 };
 
 struct cfg {
 	int refcnt;
-	char *path;           /* NULL for embedded defaults */
+	char *path; /* NULL for embedded defaults */
 
 	enum cfg_mode mode;
 	struct cfg_listener *listeners;
 	int nlisteners;
 
 	/* dns */
-	char **dns_servers;   /* "addr" or "addr:port" / "[v6]:port"; none = system resolver */
+	char **dns_servers; /* "addr" or "addr:port" / "[v6]:port"; none = system resolver */
 	int ndns_servers;
-	double dns_timeout;   /* seconds per try */
+	double dns_timeout; /* seconds per try */
 	int dns_tries;
 
 	/* tls toward servers */
-	char *ca_file;        /* PEM bundle */
-	char *ca_path;        /* directory of PEM files, may be NULL */
-	int tls_min_version;  /* 12 or 13 */
-	bool tls_resumption;  /* session cache/tickets toward repeat MX hosts */
-	int tls_cache_size;   /* remembered upstream sessions */
+	char *ca_file;       /* PEM bundle */
+	char *ca_path;       /* directory of PEM files, may be NULL */
+	int tls_min_version; /* 12 or 13 */
+	bool tls_resumption; /* session cache/tickets toward repeat MX hosts */
+	int tls_cache_size;  /* remembered upstream sessions */
 
 	/* optional STARTTLS offered to the legacy client */
 	bool client_tls;
-	char *client_cert;    /* PEM; NULL with client_tls = generate a self-signed one at start-up */
+	char *client_cert; /* PEM; NULL with client_tls = generate a self-signed one at start-up */
 	char *client_key;
 
 	/* policy */
 	enum cfg_tls_level default_level; /* for domains without a policy (upgrade: may) */
-	struct cfg_policy *policies;
+	struct cfg_policy *policies; /* sorted by domain (strcmp), unique: see cfg_policy_find */
 	int npolicies;
-	bool reroute;         /* try policy-valid MX hosts when the destination fails the policy */
+	bool reroute; /* try policy-valid MX hosts when the destination fails the policy */
 
 	/* limits */
 	int max_sessions;
-	size_t max_line;        /* command / reply line bytes without CRLF */
-	int max_reply_lines;    /* lines in one server reply (EHLO) */
-	size_t buffer_high;     /* per direction: stop reading the other side above this */
-	size_t buffer_low;      /* resume below this */
-	int max_recipients;     /* per transaction */
-	double accept_backoff;  /* seconds to pause accept() after EMFILE/ENFILE */
+	size_t max_line;       /* command / reply line bytes without CRLF */
+	int max_reply_lines;   /* lines in one server reply (EHLO) */
+	size_t buffer_high;    /* per direction: stop reading the other side above this */
+	size_t buffer_low;     /* resume below this */
+	int max_recipients;    /* per transaction */
+	double accept_backoff; /* seconds to pause accept() after EMFILE/ENFILE */
 
 	/* timeouts, seconds (RFC 5321 §4.5.3.2 defaults) */
 	double t_connect;
 	double t_greeting;
-	double t_command;       /* a server reply to a command */
-	double t_data_block;    /* between body bytes in either direction */
-	double t_data_end;      /* server reply to the final dot */
-	double t_tls;           /* whole TLS handshake */
-	double t_idle;          /* client silent between commands */
-	double t_dns;           /* a whole MX/address resolution */
+	double t_command;    /* a server reply to a command */
+	double t_data_block; /* between body bytes in either direction */
+	double t_data_end;   /* server reply to the final dot */
+	double t_tls;        /* whole TLS handshake */
+	double t_idle;       /* client silent between commands */
+	double t_dns;        /* a whole MX/address resolution */
 
 	/* logging */
 	enum cfg_log_format log_format;
-	char *log_file;         /* "-" = stderr */
-	int log_level;          /* LOG_ERR..LOG_DEBUG from <syslog.h> */
-	bool log_syslog;        /* also send alert events to syslog */
+	char *log_file;  /* "-" = stderr */
+	int log_level;   /* LOG_ERR..LOG_DEBUG from <syslog.h> */
+	bool log_syslog; /* also send alert events to syslog */
 
 	/* state kept across restarts */
-	char *state_dir;        /* policy cache, TOFU memory; NULL = none kept */
+	char *state_dir; /* policy cache, TOFU memory; NULL = none kept */
 };
 
 /* Embedded defaults (listen 127.0.0.1:10025 and [::1]:10025, redirect, upgrade). */
@@ -122,6 +123,16 @@ struct cfg *cfg_defaults(void);
 /*
  * Load and validate path. On error returns NULL and writes one message
  * (file:line: setting: problem) into err.
+ *
+ * Setting paths use libconfig syntax with 0-based list indexes
+ * ("listen.[1].address"). A problem that has no line (the file cannot be
+ * opened, the default tls.ca_file is unreadable) is "file: problem" or
+ * "file: setting: problem". err may be NULL. Relative file names in the
+ * file (and @include) are taken relative to the file's directory; the
+ * snapshot holds absolute names. Files named by tls.ca_file, ca_path,
+ * client_cert and client_key (ca_file also when defaulted) must be
+ * readable at load time, so a reload with a missing file fails and the
+ * running snapshot stays in use.
  */
 struct cfg *cfg_load(const char *path, char *err, size_t errsz);
 

@@ -1,0 +1,515 @@
+/*
+ * io: buffered, event-driven transport over a non-blocking socket with an
+ * optional mbed TLS layer (see io.h).
+ *
+ * Watchers are never toggled ad hoc: io_update() derives them from the
+ * buffers and flags after every state change. mbed TLS talks to the socket
+ * through non-blocking bio callbacks; WANT_READ/WANT_WRITE become
+ * IO_F_WANT_R/W so the right watcher wakes us, and a write that asked to
+ * be repeated is repeated with the same length, as mbed TLS requires.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+
+#include "io.h"
+
+#define IO_CHUNK 16384
+
+static void io_on_read(struct ev_loop *loop, ev_io *w, int revents);
+static void io_on_write(struct ev_loop *loop, ev_io *w, int revents);
+
+static int
+bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+	struct io *io = ctx;
+	ssize_t n = send(io->fd, buf, len, MSG_NOSIGNAL);
+
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	if (errno == EPIPE || errno == ECONNRESET)
+		return MBEDTLS_ERR_NET_CONN_RESET;
+	return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int
+bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+	struct io *io = ctx;
+	ssize_t n = recv(io->fd, buf, len, 0);
+
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	if (errno == ECONNRESET)
+		return MBEDTLS_ERR_NET_CONN_RESET;
+	return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static void
+set_tcp_options(int fd)
+{
+	int one = 1;
+
+	/* SMTP is a dialogue of short lines: Nagle would hold pipelined
+	 * replies behind delayed ACKs. */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void
+io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_t inmax,
+	size_t outmax, size_t lowat)
+{
+	memset(io, 0, sizeof(*io));
+	io->fd = fd;
+	io->loop = loop;
+	io->cb = cb;
+	io->arg = arg;
+	io->lowat = lowat;
+	iobuf_init(&io->in, inmax);
+	iobuf_init(&io->out, outmax);
+	ev_io_init(&io->rw, io_on_read, fd, EV_READ);
+	ev_io_init(&io->ww, io_on_write, fd, EV_WRITE);
+	io->rw.data = io;
+	io->ww.data = io;
+	if (fd >= 0) {
+		set_tcp_options(fd);
+		io_update(io);
+	}
+}
+
+static void
+watch(struct io *io, ev_io *w, int on)
+{
+	if (on && !ev_is_active(w))
+		ev_io_start(io->loop, w);
+	else if (!on && ev_is_active(w))
+		ev_io_stop(io->loop, w);
+}
+
+void
+io_update(struct io *io)
+{
+	int r = 0, w = 0;
+
+	if (io->fd < 0 || (io->flags & IO_F_CLOSED)) {
+		watch(io, &io->rw, 0);
+		watch(io, &io->ww, 0);
+		return;
+	}
+	if (io->flags & IO_F_CONNECTING) {
+		w = 1;
+	} else if (io->flags & IO_F_HANDSHAKE) {
+		r = (io->flags & IO_F_WANT_R) != 0;
+		w = (io->flags & IO_F_WANT_W) != 0;
+	} else {
+		/* Keep reading while paused only to notice EOF? No: a paused
+		 * side must not grow our memory; EOF is seen on resume. */
+		if (!(io->flags & (IO_F_PAUSED | IO_F_EOF)) && iobuf_used(&io->in) < io->in.max)
+			r = 1;
+		if (iobuf_used(&io->out) > 0 || io->tls_wpending > 0 ||
+		    (io->flags & (IO_F_SHUTDOWN | IO_F_TLS_WAIT)))
+			w = 1;
+		if (io->flags & IO_F_WANT_R)
+			r = 1;
+	}
+	watch(io, &io->rw, r);
+	watch(io, &io->ww, w);
+}
+
+static void
+fail(struct io *io, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(io->err, sizeof(io->err), fmt, ap);
+	va_end(ap);
+	io->flags |= IO_F_EOF;
+	watch(io, &io->rw, 0);
+	watch(io, &io->ww, 0);
+	io->cb(io, IO_ERROR, io->arg);
+}
+
+static void
+tls_fail(struct io *io, const char *what, int rc)
+{
+	char eb[120];
+
+	mbedtls_strerror(rc, eb, sizeof(eb));
+	fail(io, "%s: %s", what, eb);
+}
+
+int
+io_connect(struct io *io, const struct sockaddr *sa, socklen_t len)
+{
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	if (fd == -1) {
+		snprintf(io->err, sizeof(io->err), "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, sa, len) == -1 && errno != EINPROGRESS) {
+		snprintf(io->err, sizeof(io->err), "connect: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	io->fd = fd;
+	set_tcp_options(fd);
+	ev_io_set(&io->rw, fd, EV_READ);
+	ev_io_set(&io->ww, fd, EV_WRITE);
+	io->flags |= IO_F_CONNECTING;
+	io_update(io);
+	return 0;
+}
+
+int
+io_write(struct io *io, const void *p, size_t n)
+{
+	if (io->flags & IO_F_CLOSED)
+		return -1;
+	if (iobuf_append(&io->out, p, n) == -1) {
+		snprintf(io->err, sizeof(io->err), "output buffer limit reached");
+		return -1;
+	}
+	if (iobuf_used(&io->out) > io->lowat)
+		io->lowat_armed = 1;
+	io_update(io);
+	return 0;
+}
+
+int
+io_printf(struct io *io, const char *fmt, ...)
+{
+	char buf[2048];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -1;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	return io_write(io, buf, (size_t)n);
+}
+
+static void
+handshake(struct io *io)
+{
+	int rc = mbedtls_ssl_handshake(io->ssl);
+
+	io->flags &= ~(IO_F_WANT_R | IO_F_WANT_W);
+	if (rc == MBEDTLS_ERR_SSL_WANT_READ) {
+		io->flags |= IO_F_WANT_R;
+		io_update(io);
+		return;
+	}
+	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+		io->flags |= IO_F_WANT_W;
+		io_update(io);
+		return;
+	}
+	if (rc != 0) {
+		tls_fail(io, "TLS handshake", rc);
+		return;
+	}
+	io->flags &= ~IO_F_HANDSHAKE;
+	io->flags |= IO_F_TLS;
+	io_update(io);
+	io->cb(io, IO_TLSREADY, io->arg);
+	/* Records that arrived with the last handshake flight are already
+	 * inside mbed TLS: the socket won't wake us for them. */
+	if (!(io->flags & IO_F_CLOSED) && mbedtls_ssl_check_pending(io->ssl))
+		ev_feed_event(io->loop, &io->rw, EV_READ);
+}
+
+void
+io_start_tls(struct io *io, mbedtls_ssl_context *ssl, int server)
+{
+	io->ssl = ssl;
+	mbedtls_ssl_set_bio(ssl, io, bio_send, bio_recv, NULL);
+	if (server)
+		io->flags |= IO_F_SERVER;
+	if (iobuf_used(&io->out) > 0) {
+		/* Our "220 ready" must reach the peer in plaintext first. */
+		io->flags |= IO_F_TLS_WAIT;
+		io_update(io);
+		return;
+	}
+	io->flags |= IO_F_HANDSHAKE;
+	handshake(io);
+}
+
+void
+io_pause(struct io *io, int paused)
+{
+	if (paused)
+		io->flags |= IO_F_PAUSED;
+	else
+		io->flags &= ~IO_F_PAUSED;
+	io_update(io);
+	/* Decrypted bytes may wait inside mbed TLS with nothing on the socket. */
+	if (!paused && io->ssl != NULL && (io->flags & IO_F_TLS) &&
+	    mbedtls_ssl_check_pending(io->ssl))
+		ev_feed_event(io->loop, &io->rw, EV_READ);
+}
+
+void
+io_shutdown(struct io *io)
+{
+	if (io->flags & IO_F_CLOSED)
+		return;
+	io->flags |= IO_F_SHUTDOWN;
+	io_update(io);
+}
+
+void
+io_close(struct io *io)
+{
+	if (io == NULL || (io->flags & IO_F_CLOSED))
+		return;
+	watch(io, &io->rw, 0);
+	watch(io, &io->ww, 0);
+	if (io->ssl != NULL) {
+		mbedtls_ssl_free(io->ssl);
+		free(io->ssl);
+		io->ssl = NULL;
+	}
+	if (io->fd >= 0)
+		close(io->fd);
+	io->fd = -1;
+	iobuf_free(&io->in);
+	iobuf_free(&io->out);
+	io->flags |= IO_F_CLOSED;
+}
+
+/* Returns -1 after an error event was delivered. */
+static int
+flush_out(struct io *io)
+{
+	while (iobuf_used(&io->out) > 0) {
+		size_t len = iobuf_used(&io->out);
+		ssize_t n;
+
+		if (io->ssl != NULL && (io->flags & IO_F_TLS)) {
+			int rc;
+			if (io->tls_wpending > 0)
+				len = io->tls_wpending;
+			else if (len > IO_CHUNK)
+				len = IO_CHUNK;
+			rc = mbedtls_ssl_write(io->ssl, (const unsigned char *)iobuf_data(&io->out),
+					       len);
+			if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+				/* TLS 1.3 tickets can arrive while we write. */
+				io->tls_wpending = len;
+				io->cb(io, IO_TICKET, io->arg);
+				if (io->flags & IO_F_CLOSED)
+					return -1;
+				continue;
+			}
+			if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+				io->tls_wpending = len;
+				io->flags |= rc == MBEDTLS_ERR_SSL_WANT_READ ? IO_F_WANT_R : 0;
+				return 0;
+			}
+			if (rc < 0) {
+				tls_fail(io, "TLS write", rc);
+				return -1;
+			}
+			io->tls_wpending = 0;
+			io->flags &= ~IO_F_WANT_R;
+			n = rc;
+		} else {
+			n = send(io->fd, iobuf_data(&io->out), len, MSG_NOSIGNAL);
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+					return 0;
+				fail(io, "send: %s", strerror(errno));
+				return -1;
+			}
+		}
+		iobuf_consume(&io->out, (size_t)n);
+		io->nwritten += (unsigned long long)n;
+	}
+	return 0;
+}
+
+static void
+io_on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct io *io = w->data;
+
+	if (io->flags & IO_F_CONNECTING) {
+		int err = 0;
+		socklen_t len = sizeof(err);
+		if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+			err = errno;
+		io->flags &= ~IO_F_CONNECTING;
+		if (err != 0) {
+			fail(io, "connect: %s", strerror(err));
+			return;
+		}
+		io_update(io);
+		io->cb(io, IO_CONNECTED, io->arg);
+		return;
+	}
+	if (io->flags & IO_F_HANDSHAKE) {
+		handshake(io);
+		return;
+	}
+	if (flush_out(io) == -1)
+		return;
+	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_TLS_WAIT)) {
+		io->flags &= ~IO_F_TLS_WAIT;
+		io->flags |= IO_F_HANDSHAKE;
+		handshake(io);
+		return;
+	}
+	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_SHUTDOWN)) {
+		if (io->ssl != NULL && (io->flags & IO_F_TLS))
+			(void)mbedtls_ssl_close_notify(io->ssl);
+		(void)shutdown(io->fd, SHUT_WR);
+		io_close(io);
+		io->cb(io, IO_EOF, io->arg);
+		return;
+	}
+	io_update(io);
+	/* A write may have pulled records (a ticket, the next reply) into
+	 * mbed TLS: read them now, the socket won't signal them again. */
+	if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_PAUSED) &&
+	    mbedtls_ssl_check_pending(io->ssl))
+		ev_feed_event(io->loop, &io->rw, EV_READ);
+	if (io->lowat_armed && iobuf_used(&io->out) <= io->lowat) {
+		io->lowat_armed = 0;
+		io->cb(io, IO_LOWAT, io->arg);
+	}
+}
+
+/* Read what is available. Returns bytes added, or -1 after an error event. */
+static long
+fill_in(struct io *io)
+{
+	long got = 0;
+
+	for (;;) {
+		size_t room = io->in.max - iobuf_used(&io->in);
+		char *p;
+		ssize_t n;
+
+		if (room == 0)
+			break;
+		if (room > IO_CHUNK)
+			room = IO_CHUNK;
+		if ((p = iobuf_reserve(&io->in, room)) == NULL) {
+			fail(io, "input buffer: %s", strerror(errno));
+			return -1;
+		}
+		if (io->ssl != NULL && (io->flags & IO_F_TLS)) {
+			int rc = mbedtls_ssl_read(io->ssl, (unsigned char *)p, room);
+			if (rc == MBEDTLS_ERR_SSL_WANT_READ)
+				break;
+			if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+				io->flags |= IO_F_WANT_W;
+				break;
+			}
+			if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
+				io->cb(io, IO_TICKET, io->arg);
+				if (io->flags & IO_F_CLOSED)
+					return -1;
+				continue;
+			}
+			if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
+			    rc == MBEDTLS_ERR_SSL_CONN_EOF || rc == MBEDTLS_ERR_NET_CONN_RESET) {
+				io->flags |= IO_F_EOF;
+				break;
+			}
+			if (rc < 0) {
+				tls_fail(io, "TLS read", rc);
+				return -1;
+			}
+			n = rc;
+		} else {
+			n = recv(io->fd, p, room, 0);
+			if (n == 0) {
+				io->flags |= IO_F_EOF;
+				break;
+			}
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+					break;
+				if (errno == ECONNRESET) {
+					io->flags |= IO_F_EOF;
+					break;
+				}
+				fail(io, "recv: %s", strerror(errno));
+				return -1;
+			}
+		}
+		iobuf_commit(&io->in, (size_t)n);
+		io->nread += (unsigned long long)n;
+		got += n;
+	}
+	return got;
+}
+
+static void
+io_on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct io *io = w->data;
+	long got;
+
+	if (io->flags & IO_F_CLOSED)
+		return;
+	if (io->flags & IO_F_HANDSHAKE) {
+		handshake(io);
+		return;
+	}
+	if (io->flags & IO_F_PAUSED) {
+		io_update(io);
+		return;
+	}
+	/* A TLS write that needed to read first can proceed now. */
+	if (io->tls_wpending > 0 && (io->flags & IO_F_WANT_R)) {
+		io->flags &= ~IO_F_WANT_R;
+		if (flush_out(io) == -1)
+			return;
+	}
+	if ((got = fill_in(io)) == -1)
+		return;
+	io_update(io);
+	if (got > 0) {
+		io->cb(io, IO_DATAIN, io->arg);
+		if (io->flags & IO_F_CLOSED)
+			return;
+	}
+	if ((io->flags & IO_F_EOF) && !(io->flags & IO_F_CLOSED)) {
+		watch(io, &io->rw, 0);
+		io->cb(io, IO_EOF, io->arg);
+	}
+}
+
+const char *
+io_tls_version(const struct io *io)
+{
+	return io->ssl && (io->flags & IO_F_TLS) ? mbedtls_ssl_get_version(io->ssl) : NULL;
+}
+
+const char *
+io_tls_cipher(const struct io *io)
+{
+	return io->ssl && (io->flags & IO_F_TLS) ? mbedtls_ssl_get_ciphersuite(io->ssl) : NULL;
+}

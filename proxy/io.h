@@ -1,0 +1,90 @@
+/*
+ * io: one connection's transport: fd, libev watchers, input/output
+ * buffers and an optional mbed TLS layer. It turns readiness into events
+ * for its owner and hides want-read/want-write.
+ *
+ * Events (io_cb):
+ *   IO_CONNECTED  non-blocking connect finished
+ *   IO_TLSREADY   handshake done (the owner checks the verification)
+ *   IO_DATAIN     new bytes in io->in
+ *   IO_LOWAT      output drained below the low-water mark
+ *   IO_EOF        peer closed (or TLS close_notify)
+ *   IO_ERROR      socket or TLS error (io->err says which)
+ *
+ * Re-entrancy: a callback may call io_close() (or free its owner later);
+ * io.c never touches the io after a callback that returned after closing.
+ * Nothing is freed here: struct io is embedded in its owner.
+ */
+#ifndef STSPROXY_IO_H
+#define STSPROXY_IO_H
+
+#include <ev.h>
+#include <mbedtls/ssl.h>
+#include <sys/socket.h>
+
+#include "iobuf.h"
+
+enum io_event {
+	IO_CONNECTED = 1,
+	IO_TLSREADY,
+	IO_DATAIN,
+	IO_LOWAT,
+	IO_EOF,
+	IO_ERROR,
+	IO_TICKET, /* TLS 1.3 client: a new session ticket arrived (save the session) */
+};
+
+#define IO_F_CONNECTING 0x0001
+#define IO_F_HANDSHAKE  0x0002 /* TLS handshake in progress */
+#define IO_F_TLS        0x0004 /* TLS established */
+#define IO_F_PAUSED     0x0008 /* owner asked not to read */
+#define IO_F_EOF        0x0010 /* peer closed its side */
+#define IO_F_CLOSED     0x0020 /* io_close() was called */
+#define IO_F_SHUTDOWN   0x0040 /* close after output is flushed */
+#define IO_F_TLS_WAIT   0x0080 /* start the handshake once output is flushed */
+#define IO_F_SERVER     0x0100 /* TLS server role */
+#define IO_F_WANT_R     0x0200 /* mbed TLS needs the fd readable */
+#define IO_F_WANT_W     0x0400 /* mbed TLS needs the fd writable */
+
+struct io;
+typedef void io_cb(struct io *io, enum io_event ev, void *arg);
+
+struct io {
+	int fd;
+	int flags;
+	struct ev_loop *loop;
+	ev_io rw, ww;
+	struct iobuf in, out;
+	size_t lowat;              /* IO_LOWAT when out drops to this */
+	int lowat_armed;           /* out was above lowat since the last event */
+	mbedtls_ssl_context *ssl;  /* owned; NULL for plaintext */
+	size_t tls_wpending;       /* length of a write mbed TLS asked us to repeat */
+	unsigned long long nread, nwritten; /* application bytes */
+	io_cb *cb;
+	void *arg;
+	char err[160];
+};
+
+void io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_t inmax,
+	     size_t outmax, size_t lowat);
+/* Start a non-blocking connect on a fresh socket. -1 on immediate failure (io->err). */
+int io_connect(struct io *io, const struct sockaddr *sa, socklen_t len);
+/* Queue bytes for sending; -1 if the output buffer limit is hit. */
+int io_write(struct io *io, const void *p, size_t n);
+int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Start a TLS handshake on ssl (already set up by tls_*_setup); io takes
+ * ownership of ssl. For a server role the handshake starts only after the
+ * output (our "220 ready") has been flushed. */
+void io_start_tls(struct io *io, mbedtls_ssl_context *ssl, int server);
+void io_pause(struct io *io, int paused);
+/* Close after flushing what is queued (and TLS close_notify). */
+void io_shutdown(struct io *io);
+/* Stop everything and close the fd now. NULL-safe, idempotent. */
+void io_close(struct io *io);
+/* Recompute which watchers are active from the buffers and flags. */
+void io_update(struct io *io);
+
+const char *io_tls_version(const struct io *io);
+const char *io_tls_cipher(const struct io *io);
+
+#endif

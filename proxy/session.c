@@ -1,0 +1,274 @@
+/*
+ * session: creation, logging and destruction of intercepted connections
+ * (see session.h). The protocol itself lives in relay.c / monitor.c.
+ *
+ * Freeing is deferred: session_close() stops and closes everything at
+ * once, so no callback can fire for the session again, and puts it on the
+ * proxy's graveyard; the memory goes at the next loop turn, after every
+ * callback on the current stack has unwound.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "dns.h"
+#include "log.h"
+#include "monitor.h"
+#include "mxfind.h"
+#include "origdst.h"
+#include "policy.h"
+#include "proxy.h"
+#include "relay.h"
+#include "session.h"
+#include "tls.h"
+
+static void
+session_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = w->data;
+
+	if (s->state == RELAY_ST_MONITOR)
+		monitor_on_timeout(s);
+	else
+		relay_on_timeout(s);
+}
+
+void
+session_timer(struct session *s, double t)
+{
+	s->timer.repeat = t;
+	ev_timer_again(s->px->loop, &s->timer);
+}
+
+void
+session_log(struct session *s, int level, const char *fmt, ...)
+{
+	char msg[2048];
+	va_list ap;
+
+	if (level > log_level())
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_msg(level, "session %llu client=%s dest=%s: %s", (unsigned long long)s->id,
+		s->client_text, s->dest_text, msg);
+}
+
+static int
+severity_level(const char *sev)
+{
+	if (strcmp(sev, "alert") == 0)
+		return LOG_ALERT;
+	if (strcmp(sev, "warning") == 0)
+		return LOG_WARNING;
+	if (strcmp(sev, "notice") == 0)
+		return LOG_NOTICE;
+	return LOG_INFO;
+}
+
+void
+session_event(struct session *s, const char *name, const char *severity, const char *domain,
+	      const char *evidence, size_t evlen)
+{
+	struct jsonw j;
+	char ts[40];
+
+	s->nevents++;
+	jsonw_begin(&j);
+	jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
+	jsonw_str(&j, "type", "event");
+	jsonw_str(&j, "event", name);
+	jsonw_str(&j, "severity", severity);
+	jsonw_uint(&j, "session", s->id);
+	jsonw_str(&j, "client", s->client_text);
+	jsonw_str(&j, "dest", s->dest_text);
+	jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
+	if (s->sni[0])
+		jsonw_str(&j, "mx", s->sni);
+	if (domain != NULL && domain[0])
+		jsonw_str(&j, "domain", domain);
+	if (evidence != NULL)
+		jsonw_strn(&j, "evidence", evidence, evlen > 512 ? 512 : evlen);
+	jsonw_end(&j);
+	log_record(severity_level(severity), &j);
+}
+
+static void
+outcome_record(struct session *s)
+{
+	struct jsonw j;
+	char ts[40];
+	const char *ver = s->tls_version[0] ? s->tls_version : NULL;
+	const char *cipher = s->tls_cipher[0] ? s->tls_cipher : NULL;
+
+	jsonw_begin(&j);
+	jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
+	jsonw_str(&j, "type", "session");
+	jsonw_uint(&j, "session", s->id);
+	jsonw_str(&j, "client", s->client_text);
+	jsonw_str(&j, "dest", s->dest_text);
+	jsonw_str(&j, "listener", s->lst ? cfg_listen_kind_name(s->lst->kind) : NULL);
+	jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
+	jsonw_str(&j, "mx", s->sni[0] ? s->sni : NULL);
+	jsonw_bool(&j, "mx_verified_name", s->sni_from_mx);
+	jsonw_bool(&j, "starttls_advertised", s->starttls_advertised);
+	jsonw_bool(&j, "tls", s->tls_ok);
+	jsonw_str(&j, "tls_version", ver);
+	jsonw_str(&j, "tls_cipher", cipher);
+	if (s->tls_ok)
+		jsonw_str(&j, "tls_verify", tls_verify_reason(s->tls_verify));
+	jsonw_bool(&j, "tls_session_offered", s->tls_offered_session);
+	jsonw_bool(&j, "client_tls", s->client_tls);
+	jsonw_array_begin(&j, "domains");
+	for (int i = 0; i < s->ndomains; i++) {
+		char buf[400];
+		struct session_domain *d = &s->domains[i];
+		snprintf(buf, sizeof(buf), "%s policy=%s/%s%s verdict=%s accepted=%d deferred=%d",
+			 d->name, tlspolicy_source_name(d->req.source),
+			 cfg_tls_level_name(d->req.level), d->req.testing ? "/testing" : "",
+			 tlspolicy_fail_name(d->verdict), d->accepted, d->deferred);
+		jsonw_array_str(&j, buf);
+	}
+	jsonw_array_end(&j);
+	jsonw_uint(&j, "messages", s->messages);
+	jsonw_uint(&j, "rcpt_accepted", s->rcpt_ok);
+	jsonw_uint(&j, "rcpt_deferred", s->rcpt_tempfail);
+	jsonw_uint(&j, "rcpt_rejected", s->rcpt_permfail);
+	jsonw_uint(&j, "bytes_from_client", s->client.nread);
+	jsonw_uint(&j, "bytes_to_server", s->server.nwritten);
+	jsonw_uint(&j, "events", s->nevents);
+	jsonw_str(&j, "result", s->result);
+	jsonw_str(&j, "reason", s->reason[0] ? s->reason : NULL);
+	jsonw_double(&j, "duration", ev_now(s->px->loop) - s->started);
+	jsonw_end(&j);
+	log_record(LOG_NOTICE, &j);
+}
+
+static void
+cancel_pending(struct session *s)
+{
+	mxfind_cancel(s->mxq);
+	s->mxq = NULL;
+	dns_cancel(s->ptrq);
+	s->ptrq = NULL;
+	dns_cancel(s->upq);
+	s->upq = NULL;
+}
+
+void
+session_close(struct session *s, const char *result, const char *reason)
+{
+	if (s->closed)
+		return;
+	s->closed = 1;
+	if (result != s->result)
+		snprintf(s->result, sizeof(s->result), "%s", result);
+	if (reason != NULL && reason != s->reason)
+		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	/* The record reads counters from the io structs: emit before closing. */
+	outcome_record(s);
+	ev_timer_stop(s->px->loop, &s->timer);
+	cancel_pending(s);
+	io_close(&s->client);
+	io_close(&s->server);
+	TAILQ_REMOVE(&s->px->sessions, s, entry);
+	s->px->nsessions--;
+	TAILQ_INSERT_TAIL(&s->px->graveyard, s, entry);
+}
+
+void
+session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	monitor_free(s);
+	free(s->reply);
+	free(s->mail_line);
+	free(s->mail_error);
+	free(s->rcpt_line);
+	cfg_unref(s->cfg);
+	free(s);
+}
+
+static int
+set_destination(struct session *s, int fd)
+{
+	const struct cfg_listener *l = s->lst;
+
+	if (l->kind == CFG_LISTEN_FIXED) {
+		/* Name upstreams are resolved by the relay before connecting. */
+		if (sockaddr_parse_ip(l->upstream_host, l->upstream_port, &s->dest_ss,
+				      &s->dest_len) == -1) {
+			snprintf(s->dest_text, sizeof(s->dest_text), "%s:%d", l->upstream_host,
+				 l->upstream_port);
+			s->dest_len = 0;
+			return 0;
+		}
+	} else if (origdst_get(fd, l->kind, &s->dest_ss, &s->dest_len) == -1) {
+		session_log(s, LOG_WARNING, "cannot read the original destination: %s",
+			    strerror(errno));
+		return -1;
+	}
+	sockaddr_text((struct sockaddr *)&s->dest_ss, s->dest_text, sizeof(s->dest_text));
+	return 0;
+}
+
+void
+session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
+	       const struct sockaddr *client, socklen_t clen)
+{
+	struct session *s = calloc(1, sizeof(*s));
+	struct cfg *cfg = px->cfg;
+
+	if (s == NULL) {
+		log_warn("session: out of memory");
+		close(fd);
+		return;
+	}
+	s->px = px;
+	s->cfg = cfg_ref(cfg);
+	s->lst = lst;
+	s->id = ++px->next_id;
+	s->started = ev_now(px->loop);
+	memcpy(&s->client_ss, client, clen);
+	s->client_len = clen;
+	sockaddr_text(client, s->client_text, sizeof(s->client_text));
+	snprintf(s->dest_text, sizeof(s->dest_text), "?");
+	ev_init(&s->timer, session_on_timer);
+	s->timer.data = s;
+	TAILQ_INSERT_TAIL(&px->sessions, s, entry);
+	px->nsessions++;
+	px->stats.sessions++;
+
+	io_init(&s->client, px->loop, fd, relay_client_cb, s, cfg->max_line + 2 > 65536 ? cfg->max_line + 2 : 65536,
+		cfg->buffer_high + 65536, cfg->buffer_low);
+	io_init(&s->server, px->loop, -1, relay_server_cb, s, 65536 > cfg->max_line + 2 ? 65536 : cfg->max_line + 2,
+		cfg->buffer_high + 65536, cfg->buffer_low);
+	/* Nothing is read from the client before the server's greeting has
+	 * been relayed: an early talker gets no chance to desynchronise us. */
+	io_pause(&s->client, 1);
+
+	if (set_destination(s, fd) == -1) {
+		session_close(s, "error", "no original destination");
+		return;
+	}
+	/* A connection to ourselves (no NAT entry, or a rule that catches our
+	 * own traffic) would loop forever. */
+	if (s->dest_len > 0 && proxy_is_own_address(px, (struct sockaddr *)&s->dest_ss)) {
+		session_log(s, LOG_WARNING, "destination is one of our own listeners: refusing to loop");
+		px->stats.refused++;
+		session_close(s, "refused", "relay loop: destination is stsproxy itself");
+		return;
+	}
+	session_log(s, LOG_INFO, "accepted on %s listener %s", cfg_listen_kind_name(lst->kind),
+		    lst->addrtext);
+	if (cfg->mode == CFG_MODE_MONITOR)
+		monitor_start(s);
+	else
+		relay_start(s);
+}

@@ -1,0 +1,389 @@
+/*
+ * tls: shared mbed TLS state (see tls.h).
+ *
+ * Certificate verification is MBEDTLS_SSL_VERIFY_OPTIONAL on purpose: the
+ * handshake completes even with a bad certificate and the relay decides
+ * with the policy whether that is acceptable (RFC 8461 §4.2: with MTA-STS
+ * "testing" or opportunistic TLS an invalid certificate is still better
+ * than plaintext; with "enforce" it fails the MX).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/ssl_cache.h>
+#include <mbedtls/ssl_ticket.h>
+#include <psa/crypto.h>
+
+#include "cfg.h"
+#include "log.h"
+#include "tls.h"
+
+#define TLS_CACHE_KEYMAX 320
+
+struct tls_cached {
+	char key[TLS_CACHE_KEYMAX];
+	mbedtls_ssl_session session;
+	time_t stored;
+	int used; /* slot holds a session */
+};
+
+struct tls_ctx {
+	mbedtls_entropy_context entropy;
+	mbedtls_ctr_drbg_context drbg;
+	mbedtls_x509_crt ca;
+	mbedtls_ssl_config client;
+	int resumption;
+
+	struct tls_cached *cache;
+	int ncache;
+
+	int server_on;
+	mbedtls_ssl_config server;
+	mbedtls_x509_crt srv_cert;
+	mbedtls_pk_context srv_key;
+	mbedtls_ssl_cache_context srv_cache;
+	mbedtls_ssl_ticket_context srv_ticket;
+
+	struct tls_stats stats;
+};
+
+/* Upstream sessions are remembered for at most this long (tickets usually
+ * live 2-12 h; a stale one only costs a full handshake). */
+#define TLS_CACHE_TTL (4 * 3600)
+
+const char *
+tls_strerror(int err, char *buf, size_t len)
+{
+	mbedtls_strerror(err, buf, len);
+	return buf;
+}
+
+static int
+load_ca(struct tls_ctx *t, const struct cfg *cfg, char *err, size_t errsz)
+{
+	int rc, loaded = 0;
+	char eb[128];
+
+	if (cfg->ca_file != NULL) {
+		rc = mbedtls_x509_crt_parse_file(&t->ca, cfg->ca_file);
+		/* rc > 0 = some certificates in the bundle failed to parse:
+		 * system bundles carry a few exotic ones; keep the rest. */
+		if (rc < 0) {
+			snprintf(err, errsz, "tls.ca_file %s: %s", cfg->ca_file,
+				 tls_strerror(rc, eb, sizeof(eb)));
+			return -1;
+		}
+		loaded = 1;
+	}
+	if (cfg->ca_path != NULL) {
+		rc = mbedtls_x509_crt_parse_path(&t->ca, cfg->ca_path);
+		if (rc < 0) {
+			snprintf(err, errsz, "tls.ca_path %s: %s", cfg->ca_path,
+				 tls_strerror(rc, eb, sizeof(eb)));
+			return -1;
+		}
+		loaded = 1;
+	}
+	if (!loaded) {
+		snprintf(err, errsz, "tls: no CA bundle configured");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+conf_versions(mbedtls_ssl_config *c, const struct cfg *cfg)
+{
+	/* RFC 8461 §4.2 / RFC 8996: nothing below TLS 1.2. */
+	mbedtls_ssl_conf_min_tls_version(c, cfg->tls_min_version >= 13 ? MBEDTLS_SSL_VERSION_TLS1_3
+								       : MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_max_tls_version(c, MBEDTLS_SSL_VERSION_TLS1_3);
+}
+
+static int
+setup_server(struct tls_ctx *t, const struct cfg *cfg, char *err, size_t errsz)
+{
+	char eb[128];
+	int rc;
+
+	mbedtls_x509_crt_init(&t->srv_cert);
+	mbedtls_pk_init(&t->srv_key);
+	mbedtls_ssl_cache_init(&t->srv_cache);
+	mbedtls_ssl_ticket_init(&t->srv_ticket);
+	mbedtls_ssl_config_init(&t->server);
+	t->server_on = 1;
+	if (!cfg->client_tls)
+		return 0;
+	if (cfg->client_cert == NULL || cfg->client_key == NULL) {
+		snprintf(err, errsz, "tls.client_tls needs client_cert and client_key");
+		return -1;
+	}
+	if ((rc = mbedtls_x509_crt_parse_file(&t->srv_cert, cfg->client_cert)) != 0) {
+		snprintf(err, errsz, "tls.client_cert %s: %s", cfg->client_cert,
+			 tls_strerror(rc, eb, sizeof(eb)));
+		return -1;
+	}
+	if ((rc = mbedtls_pk_parse_keyfile(&t->srv_key, cfg->client_key, NULL,
+					   mbedtls_ctr_drbg_random, &t->drbg)) != 0) {
+		snprintf(err, errsz, "tls.client_key %s: %s", cfg->client_key,
+			 tls_strerror(rc, eb, sizeof(eb)));
+		return -1;
+	}
+	if ((rc = mbedtls_ssl_config_defaults(&t->server, MBEDTLS_SSL_IS_SERVER,
+					      MBEDTLS_SSL_TRANSPORT_STREAM,
+					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+		goto fail;
+	conf_versions(&t->server, cfg);
+	mbedtls_ssl_conf_rng(&t->server, mbedtls_ctr_drbg_random, &t->drbg);
+	mbedtls_ssl_conf_authmode(&t->server, MBEDTLS_SSL_VERIFY_NONE);
+	mbedtls_ssl_conf_session_cache(&t->server, &t->srv_cache, mbedtls_ssl_cache_get,
+				       mbedtls_ssl_cache_set);
+	if ((rc = mbedtls_ssl_ticket_setup(&t->srv_ticket, mbedtls_ctr_drbg_random, &t->drbg,
+					   MBEDTLS_CIPHER_AES_256_GCM, 86400)) != 0)
+		goto fail;
+	mbedtls_ssl_conf_session_tickets_cb(&t->server, mbedtls_ssl_ticket_write,
+					    mbedtls_ssl_ticket_parse, &t->srv_ticket);
+	if ((rc = mbedtls_ssl_conf_own_cert(&t->server, &t->srv_cert, &t->srv_key)) != 0)
+		goto fail;
+	t->server_on = 2;
+	return 0;
+fail:
+	snprintf(err, errsz, "tls: server setup: %s", tls_strerror(rc, eb, sizeof(eb)));
+	return -1;
+}
+
+struct tls_ctx *
+tls_new(const struct cfg *cfg, char *err, size_t errsz)
+{
+	static const char pers[] = "stsproxy";
+	struct tls_ctx *t;
+	char eb[128];
+	int rc;
+	psa_status_t ps;
+
+	/* TLS 1.3 in mbed TLS 3.6 runs on PSA crypto, which must be initialised first. */
+	if ((ps = psa_crypto_init()) != PSA_SUCCESS) {
+		snprintf(err, errsz, "tls: psa_crypto_init failed (%d)", (int)ps);
+		return NULL;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		snprintf(err, errsz, "tls: %s", strerror(errno));
+		return NULL;
+	}
+	mbedtls_entropy_init(&t->entropy);
+	mbedtls_ctr_drbg_init(&t->drbg);
+	mbedtls_x509_crt_init(&t->ca);
+	mbedtls_ssl_config_init(&t->client);
+	if ((rc = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
+					(const unsigned char *)pers, sizeof(pers) - 1)) != 0) {
+		snprintf(err, errsz, "tls: rng: %s", tls_strerror(rc, eb, sizeof(eb)));
+		goto fail;
+	}
+	if (load_ca(t, cfg, err, errsz) == -1)
+		goto fail;
+	if ((rc = mbedtls_ssl_config_defaults(&t->client, MBEDTLS_SSL_IS_CLIENT,
+					      MBEDTLS_SSL_TRANSPORT_STREAM,
+					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+		snprintf(err, errsz, "tls: client config: %s", tls_strerror(rc, eb, sizeof(eb)));
+		goto fail;
+	}
+	conf_versions(&t->client, cfg);
+	mbedtls_ssl_conf_rng(&t->client, mbedtls_ctr_drbg_random, &t->drbg);
+	mbedtls_ssl_conf_ca_chain(&t->client, &t->ca, NULL);
+	mbedtls_ssl_conf_authmode(&t->client, MBEDTLS_SSL_VERIFY_OPTIONAL);
+	t->resumption = cfg->tls_resumption;
+	mbedtls_ssl_conf_session_tickets(&t->client, t->resumption
+							     ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
+							     : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+	/* Without this, TLS 1.3 tickets are dropped silently and every
+	 * connection pays a full handshake. */
+	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
+		&t->client, t->resumption ? MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED
+					  : MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_DISABLED);
+	if (t->resumption) {
+		t->ncache = cfg->tls_cache_size > 0 ? cfg->tls_cache_size : 1000;
+		if ((t->cache = calloc((size_t)t->ncache, sizeof(*t->cache))) == NULL) {
+			snprintf(err, errsz, "tls: session cache: %s", strerror(errno));
+			goto fail;
+		}
+	}
+	if (setup_server(t, cfg, err, errsz) == -1)
+		goto fail;
+	return t;
+fail:
+	tls_free(t);
+	return NULL;
+}
+
+void
+tls_free(struct tls_ctx *t)
+{
+	if (t == NULL)
+		return;
+	for (int i = 0; i < t->ncache; i++)
+		if (t->cache[i].used)
+			mbedtls_ssl_session_free(&t->cache[i].session);
+	free(t->cache);
+	if (t->server_on) {
+		mbedtls_ssl_config_free(&t->server);
+		mbedtls_ssl_ticket_free(&t->srv_ticket);
+		mbedtls_ssl_cache_free(&t->srv_cache);
+		mbedtls_pk_free(&t->srv_key);
+		mbedtls_x509_crt_free(&t->srv_cert);
+	}
+	mbedtls_ssl_config_free(&t->client);
+	mbedtls_x509_crt_free(&t->ca);
+	mbedtls_ctr_drbg_free(&t->drbg);
+	mbedtls_entropy_free(&t->entropy);
+	free(t);
+}
+
+static struct tls_cached *
+cache_find(struct tls_ctx *t, const char *key)
+{
+	for (int i = 0; i < t->ncache; i++)
+		if (t->cache[i].used && strcmp(t->cache[i].key, key) == 0)
+			return &t->cache[i];
+	return NULL;
+}
+
+int
+tls_client_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *name,
+		 const char *cache_key)
+{
+	struct tls_cached *c;
+
+	if (mbedtls_ssl_setup(ssl, &t->client) != 0)
+		return -1;
+	/* RFC 8461 §7.1: SNI is required; the same name is the one the
+	 * certificate is checked against. NULL explicitly opts out of the
+	 * name check (mbed TLS 3.6 refuses to verify without a decision). */
+	if (mbedtls_ssl_set_hostname(ssl, name) != 0)
+		return -1;
+	if (t->resumption && cache_key != NULL && (c = cache_find(t, cache_key)) != NULL) {
+		if (time(NULL) - c->stored < TLS_CACHE_TTL)
+			(void)mbedtls_ssl_set_session(ssl, &c->session);
+	}
+	return 0;
+}
+
+void
+tls_client_save(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *cache_key)
+{
+	struct tls_cached *c, *oldest = NULL;
+
+	if (!t->resumption || cache_key == NULL || t->ncache == 0)
+		return;
+	if ((c = cache_find(t, cache_key)) == NULL) {
+		for (int i = 0; i < t->ncache; i++) {
+			if (!t->cache[i].used) {
+				c = &t->cache[i];
+				break;
+			}
+			if (oldest == NULL || t->cache[i].stored < oldest->stored)
+				oldest = &t->cache[i];
+		}
+		if (c == NULL)
+			c = oldest;
+	}
+	if (c->used)
+		mbedtls_ssl_session_free(&c->session);
+	mbedtls_ssl_session_init(&c->session);
+	if (mbedtls_ssl_get_session(ssl, &c->session) != 0) {
+		mbedtls_ssl_session_free(&c->session);
+		c->used = 0;
+		return;
+	}
+	snprintf(c->key, sizeof(c->key), "%s", cache_key);
+	c->stored = time(NULL);
+	c->used = 1;
+}
+
+int
+tls_server_enabled(const struct tls_ctx *t)
+{
+	return t->server_on == 2;
+}
+
+int
+tls_server_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl)
+{
+	if (!tls_server_enabled(t))
+		return -1;
+	return mbedtls_ssl_setup(ssl, &t->server) == 0 ? 0 : -1;
+}
+
+uint32_t
+tls_verify_peer(struct tls_ctx *t, const mbedtls_ssl_context *ssl, const char *name)
+{
+	const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(ssl);
+	uint32_t flags = 0;
+
+	if (peer == NULL)
+		return MBEDTLS_X509_BADCERT_MISSING;
+	if (mbedtls_x509_crt_verify((mbedtls_x509_crt *)peer, &t->ca, NULL, name, &flags, NULL,
+				    NULL) != 0 &&
+	    flags == 0)
+		flags = MBEDTLS_X509_BADCERT_OTHER;
+	return flags;
+}
+
+int
+tls_peer_fingerprint(const mbedtls_ssl_context *ssl, char *out, size_t outsz)
+{
+	const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(ssl);
+	unsigned char md[32];
+
+	if (peer == NULL || outsz < 65)
+		return -1;
+	if (mbedtls_sha256(peer->raw.p, peer->raw.len, md, 0) != 0)
+		return -1;
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+const char *
+tls_verify_reason(uint32_t flags)
+{
+	if (flags == 0)
+		return "ok";
+	if (flags & MBEDTLS_X509_BADCERT_MISSING)
+		return "no-certificate";
+	if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+		return "untrusted";
+	if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
+		return "expired";
+	if (flags & MBEDTLS_X509_BADCERT_FUTURE)
+		return "not-yet-valid";
+	if (flags & MBEDTLS_X509_BADCERT_REVOKED)
+		return "revoked";
+	if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+		return "name-mismatch";
+	if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
+		     MBEDTLS_X509_BADCERT_BAD_KEY))
+		return "weak-certificate";
+	return "invalid";
+}
+
+const struct tls_stats *
+tls_stats(const struct tls_ctx *t)
+{
+	return &t->stats;
+}
+
+void
+tls_count_handshake(struct tls_ctx *t, int resumed)
+{
+	t->stats.handshakes++;
+	if (resumed)
+		t->stats.resumed++;
+}

@@ -1,0 +1,60 @@
+/*
+ * tls: mbed TLS 3.6 configuration shared by all sessions.
+ *
+ * Owns the RNG, the CA chain, the client configuration toward servers
+ * (TLS 1.2 and 1.3, certificate checked but the verdict left to the
+ * policy: MBEDTLS_SSL_VERIFY_OPTIONAL), the server configuration for the
+ * optional STARTTLS offered to legacy clients, and the cache of upstream
+ * TLS sessions used for resumption toward repeat MX hosts (a full
+ * handshake costs ~2 ms of CPU with mbed TLS; resumption avoids the
+ * public-key operations).
+ */
+#ifndef STSPROXY_TLS_H
+#define STSPROXY_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+
+struct cfg;
+struct tls_ctx;
+
+/* Create from cfg (ca_file/ca_path, tls_min_version, resumption, client TLS). */
+struct tls_ctx *tls_new(const struct cfg *cfg, char *err, size_t errsz);
+void tls_free(struct tls_ctx *t);
+
+/* Set up ssl as a client toward a server. name may be NULL (no SNI, no
+ * name check). cache_key identifies the server for resumption (name and
+ * address); NULL disables resumption for this connection. Returns 0/-1. */
+int tls_client_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *name,
+		     const char *cache_key);
+/* Remember ssl's session under cache_key (after handshake or a new ticket). */
+void tls_client_save(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *cache_key);
+
+/* Set up ssl as a server toward a legacy client; -1 if client TLS is off. */
+int tls_server_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl);
+int tls_server_enabled(const struct tls_ctx *t);
+
+/* Verify the peer chain of an established ssl against our CAs for name
+ * (NULL = chain only). Returns mbed TLS verify flags, 0 = valid. */
+uint32_t tls_verify_peer(struct tls_ctx *t, const mbedtls_ssl_context *ssl, const char *name);
+
+/* SHA-256 of the peer's leaf certificate as lower-case hex (65 bytes). */
+int tls_peer_fingerprint(const mbedtls_ssl_context *ssl, char *out, size_t outsz);
+
+/* Short text for verify flags: "ok", "expired", "untrusted", "name-mismatch", ... */
+const char *tls_verify_reason(uint32_t flags);
+/* mbed TLS error code as text. */
+const char *tls_strerror(int err, char *buf, size_t len);
+
+/* Statistics for the benchmark and metrics. */
+struct tls_stats {
+	unsigned long handshakes;
+	unsigned long resumed;
+};
+const struct tls_stats *tls_stats(const struct tls_ctx *t);
+void tls_count_handshake(struct tls_ctx *t, int resumed);
+
+#endif
