@@ -70,7 +70,7 @@ set_tcp_options(int fd)
 
 void
 io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_t inmax,
-	size_t outmax, size_t lowat)
+        size_t outmax, size_t lowat)
 {
 	memset(io, 0, sizeof(*io));
 	io->fd = fd;
@@ -312,7 +312,7 @@ flush_out(struct io *io)
 			else if (len > IO_CHUNK)
 				len = IO_CHUNK;
 			rc = mbedtls_ssl_write(io->ssl, (const unsigned char *)iobuf_data(&io->out),
-					       len);
+			                       len);
 			if (rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET) {
 				/* TLS 1.3 tickets can arrive while we write. */
 				io->tls_wpending = len;

@@ -55,10 +55,10 @@ struct io {
 	struct ev_loop *loop;
 	ev_io rw, ww;
 	struct iobuf in, out;
-	size_t lowat;              /* IO_LOWAT when out drops to this */
-	int lowat_armed;           /* out was above lowat since the last event */
-	mbedtls_ssl_context *ssl;  /* owned; NULL for plaintext */
-	size_t tls_wpending;       /* length of a write mbed TLS asked us to repeat */
+	size_t lowat;                       /* IO_LOWAT when out drops to this */
+	int lowat_armed;                    /* out was above lowat since the last event */
+	mbedtls_ssl_context *ssl;           /* owned; NULL for plaintext */
+	size_t tls_wpending;                /* length of a write mbed TLS asked us to repeat */
 	unsigned long long nread, nwritten; /* application bytes */
 	io_cb *cb;
 	void *arg;
@@ -66,7 +66,7 @@ struct io {
 };
 
 void io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_t inmax,
-	     size_t outmax, size_t lowat);
+             size_t outmax, size_t lowat);
 /* Start a non-blocking connect on a fresh socket. -1 on immediate failure (io->err). */
 int io_connect(struct io *io, const struct sockaddr *sa, socklen_t len);
 /* Queue bytes for sending; -1 if the output buffer limit is hit. */

@@ -47,6 +47,6 @@ void iobuf_reset(struct iobuf *b);
  * waiting, -1 if more than maxline bytes come before any LF.
  */
 int iobuf_getline(const struct iobuf *b, size_t maxline, const char **line, size_t *len,
-		  size_t *adv);
+                  size_t *adv);
 
 #endif

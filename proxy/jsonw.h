@@ -20,7 +20,7 @@ struct jsonw {
 	int overflow;
 };
 
-void jsonw_begin(struct jsonw *j);               /* "{" */
+void jsonw_begin(struct jsonw *j);                                 /* "{" */
 void jsonw_str(struct jsonw *j, const char *key, const char *val); /* NULL val = null */
 void jsonw_strn(struct jsonw *j, const char *key, const char *val, size_t len);
 void jsonw_int(struct jsonw *j, const char *key, long long v);
@@ -30,7 +30,7 @@ void jsonw_bool(struct jsonw *j, const char *key, int v);
 void jsonw_array_begin(struct jsonw *j, const char *key);
 void jsonw_array_str(struct jsonw *j, const char *val);
 void jsonw_array_end(struct jsonw *j);
-void jsonw_end(struct jsonw *j);                 /* "}" ; buf is NUL-terminated */
+void jsonw_end(struct jsonw *j); /* "}" ; buf is NUL-terminated */
 
 /* Escape len bytes of s as a JSON string body (without quotes) into out. */
 size_t jsonw_escape(char *out, size_t outsz, const char *s, size_t len);

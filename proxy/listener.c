@@ -50,8 +50,9 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				return;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
-				log_warn("listener %s: accept, pausing %.1fs (limits.accept_backoff)",
-					 l->cl->addrtext, px->cfg->accept_backoff);
+				log_warn("listener %s: accept, pausing %.1fs "
+				         "(limits.accept_backoff)",
+				         l->cl->addrtext, px->cfg->accept_backoff);
 				listener_stop(l);
 				ev_timer_set(&l->backoff, px->cfg->accept_backoff, 0.);
 				ev_timer_start(loop, &l->backoff);
@@ -62,8 +63,8 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		if (px->nsessions >= px->cfg->max_sessions) {
 			log_warnx("listener %s: limits.max_sessions (%d) reached, refusing a "
-				  "connection",
-				  l->cl->addrtext, px->cfg->max_sessions);
+			          "connection",
+			          l->cl->addrtext, px->cfg->max_sessions);
 			px->stats.refused++;
 			refuse(fd, "421 4.3.2 stsproxy: too many sessions, try again later\r\n");
 			continue;
@@ -74,7 +75,7 @@ on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 int
 listener_open(struct proxy *px, struct listener *l, const struct cfg_listener *cl, char *err,
-	      size_t errsz)
+              size_t errsz)
 {
 	int one = 1, fam = cl->addr.ss_family;
 
@@ -90,11 +91,12 @@ listener_open(struct proxy *px, struct listener *l, const struct cfg_listener *c
 		goto fail;
 	if (cl->kind == CFG_LISTEN_TPROXY) {
 		int rc = fam == AF_INET6
-				 ? setsockopt(l->fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
-				 : setsockopt(l->fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+		                 ? setsockopt(l->fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one))
+		                 : setsockopt(l->fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
 		if (rc == -1) {
-			snprintf(err, errsz, "listen %s: transparent socket (needs CAP_NET_ADMIN): %s",
-				 cl->addrtext, strerror(errno));
+			snprintf(err, errsz,
+			         "listen %s: transparent socket (needs CAP_NET_ADMIN): %s",
+			         cl->addrtext, strerror(errno));
 			close(l->fd);
 			l->fd = -1;
 			return -1;
@@ -111,7 +113,7 @@ listener_open(struct proxy *px, struct listener *l, const struct cfg_listener *c
 	return 0;
 fail:
 	snprintf(err, errsz, "listen %s (%s): %s", cl->addrtext, cfg_listen_kind_name(cl->kind),
-		 strerror(errno));
+	         strerror(errno));
 	if (l->fd != -1)
 		close(l->fd);
 	l->fd = -1;

@@ -27,7 +27,7 @@ struct listener {
 };
 
 int listener_open(struct proxy *px, struct listener *l, const struct cfg_listener *cl, char *err,
-		  size_t errsz);
+                  size_t errsz);
 void listener_start(struct listener *l);
 void listener_stop(struct listener *l);
 void listener_close(struct listener *l);

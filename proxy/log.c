@@ -152,7 +152,7 @@ emit_text(int level, const char *msg)
 		/* Escaping keeps hostile bytes (CR, LF, ESC) out of the terminal. */
 		jsonw_escape(esc, sizeof(esc), msg, strlen(msg));
 		n = snprintf(line, sizeof(line), "%s %s: %s\n", log_timestamp(ts, sizeof(ts)),
-			     level_name(level), esc);
+		             level_name(level), esc);
 	}
 	if (n > 0)
 		write_line(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);

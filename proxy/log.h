@@ -25,8 +25,8 @@ void log_close(void);
 int log_reopen(void); /* after rotation (SIGHUP) */
 int log_level(void);
 
-void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* + strerror(errno) */
-void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* no errno */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* + strerror(errno) */
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* no errno */
 void log_notice(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -32,13 +32,13 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: stsproxy [-c FILE] [-d] [--check-config] [-V]\n"
-		    "\n"
-		    "  -c, --config FILE   configuration file (default: embedded defaults)\n"
-		    "  -t, --check-config  validate the configuration and exit 0/1\n"
-		    "  -v, --verbose       with --check-config: print the effective configuration\n"
-		    "  -d, --debug         log at debug level to stderr\n"
-		    "  -V, --version       print the version\n"
-		    "  -h, --help          this text\n");
+	            "\n"
+	            "  -c, --config FILE   configuration file (default: embedded defaults)\n"
+	            "  -t, --check-config  validate the configuration and exit 0/1\n"
+	            "  -v, --verbose       with --check-config: print the effective configuration\n"
+	            "  -d, --debug         log at debug level to stderr\n"
+	            "  -V, --version       print the version\n"
+	            "  -h, --help          this text\n");
 }
 
 static void
@@ -61,7 +61,7 @@ on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 	struct proxy *px = w->data;
 
 	log_warnx("drain: %d sessions still open after %.0fs, closing them", px->nsessions,
-		  DRAIN_MAX);
+	          DRAIN_MAX);
 	while (!TAILQ_EMPTY(&px->sessions))
 		session_close(TAILQ_FIRST(&px->sessions), "shutdown", "stsproxy stopping");
 }
@@ -142,7 +142,7 @@ run(struct cfg *cfg)
 		}
 		listener_start(&px.listeners[i]);
 		log_notice("listening on %s (%s)", cfg->listeners[i].addrtext,
-			   cfg_listen_kind_name(cfg->listeners[i].kind));
+		           cfg_listen_kind_name(cfg->listeners[i].kind));
 		opened++;
 	}
 	if (opened == 0)
@@ -159,15 +159,15 @@ run(struct cfg *cfg)
 	ev_signal_start(px.loop, &sint);
 	ev_signal_start(px.loop, &shup);
 	log_notice("stsproxy %s started: mode %s, %d listener(s)", STSPROXY_VERSION,
-		   cfg_mode_name(cfg->mode), opened);
+	           cfg_mode_name(cfg->mode), opened);
 
 	ev_run(px.loop, 0);
 
 	reap(px.loop, &px.reaper, 0);
 	log_notice("stsproxy stopped: %llu sessions, %llu messages, %llu upgraded to TLS, %llu "
-		   "recipients deferred",
-		   px.stats.sessions, px.stats.messages, px.stats.tls_upgraded,
-		   px.stats.rcpt_deferred);
+	           "recipients deferred",
+	           px.stats.sessions, px.stats.messages, px.stats.tls_upgraded,
+	           px.stats.rcpt_deferred);
 	for (int i = 0; i < px.nlisteners; i++)
 		listener_close(&px.listeners[i]);
 	free(px.listeners);
@@ -182,10 +182,13 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
-		{"debug", no_argument, NULL, 'd'},        {"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"check-config", no_argument, NULL, 't'},
+	        {"debug", no_argument, NULL, 'd'},
+	        {"verbose", no_argument, NULL, 'v'},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	const char *path = NULL;
 	int check = 0, debug = 0, verbose = 0, ch, rc;
@@ -236,8 +239,8 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	if (log_open(debug ? "-" : cfg->log_file,
-		     cfg->log_format == CFG_LOG_JSON ? LOG_FMT_JSON : LOG_FMT_TEXT,
-		     debug ? LOG_DEBUG : cfg->log_level, cfg->log_syslog) == -1) {
+	             cfg->log_format == CFG_LOG_JSON ? LOG_FMT_JSON : LOG_FMT_TEXT,
+	             debug ? LOG_DEBUG : cfg->log_level, cfg->log_syslog) == -1) {
 		fprintf(stderr, "stsproxy: log file %s: %s\n", cfg->log_file, strerror(errno));
 		return 1;
 	}

@@ -23,23 +23,23 @@
 #include "smtp_cmd.h"
 #include "smtp_reply.h"
 
-#define OBS_LINE   1024 /* longer lines are relayed but not observed */
-#define OBS_QUEUE  64   /* pipelined commands awaiting replies */
+#define OBS_LINE  1024 /* longer lines are relayed but not observed */
+#define OBS_QUEUE 64   /* pipelined commands awaiting replies */
 
 struct session_observe {
-	int opaque;             /* TLS (or lost sync): relay only */
+	int opaque; /* TLS (or lost sync): relay only */
 	int greeted;
 	/* client -> server */
 	char cline[OBS_LINE];
 	size_t clen;
-	int cskip;              /* rest of an overlong line */
+	int cskip; /* rest of an overlong line */
 	int in_body;
 	struct smtp_body body;
 	unsigned long long bdat_left;
 	int bdat_last;
 	enum smtp_verb queue[OBS_QUEUE];
 	int qhead, qlen;
-	int data_pending;       /* DATA sent, 354 not seen yet */
+	int data_pending; /* DATA sent, 354 not seen yet */
 	/* server -> client */
 	char sline[OBS_LINE];
 	size_t slen;
@@ -113,13 +113,15 @@ obs_reply(struct session *s, struct smtp_reply *r, size_t trailing, const char *
 	case SMTP_CMD_STARTTLS:
 		if (r->code == 220) {
 			if (trailing > 0)
-				session_event(s, "plaintext_injection", "alert", NULL, trail, trailing);
+				session_event(s, "plaintext_injection", "alert", NULL, trail,
+				              trailing);
 			s->tls_ok = 1; /* negotiated by the client itself */
 			obs_lost(s, "STARTTLS accepted, the rest is TLS");
 		} else {
-			session_event(s, o->starttls_advertised ? "starttls_refused"
-								: "starttls_refused_not_advertised",
-				      o->starttls_advertised ? "warning" : "info", NULL, first, l);
+			session_event(s,
+			              o->starttls_advertised ? "starttls_refused"
+			                                     : "starttls_refused_not_advertised",
+			              o->starttls_advertised ? "warning" : "info", NULL, first, l);
 		}
 		break;
 	case SMTP_CMD_DATA:
@@ -165,7 +167,7 @@ obs_server_bytes(struct session *s, const char *p, size_t n)
 		o->reply_started = 0;
 		if (st != SMTP_REPLY_DONE) {
 			session_event(s, "server_protocol_error", "notice", NULL,
-				      smtp_reply_strstatus(st), strlen(smtp_reply_strstatus(st)));
+			              smtp_reply_strstatus(st), strlen(smtp_reply_strstatus(st)));
 			obs_lost(s, "malformed server reply");
 			return;
 		}
@@ -174,8 +176,7 @@ obs_server_bytes(struct session *s, const char *p, size_t n)
 }
 
 static void
-obs_client_line(struct session *s, const char *line, size_t len, size_t trailing,
-		const char *trail)
+obs_client_line(struct session *s, const char *line, size_t len, size_t trailing, const char *trail)
 {
 	struct session_observe *o = s->obs;
 	struct smtp_cmd cmd;
@@ -202,7 +203,7 @@ obs_client_line(struct session *s, const char *line, size_t len, size_t trailing
 	case SMTP_CMD_STARTTLS:
 		if (trailing > 0)
 			session_event(s, "client_pipelined_after_starttls", "warning", NULL, trail,
-				      trailing);
+			              trailing);
 		break;
 	default:
 		break;
@@ -275,8 +276,7 @@ pump(struct session *s, struct io *from, struct io *to, int client_to_server)
 	iobuf_consume(&from->in, n);
 	if (iobuf_used(&to->out) > s->cfg->buffer_high)
 		io_pause(from, 1);
-	session_timer(s, s->cfg->t_idle > s->cfg->t_data_end ? s->cfg->t_idle
-							      : s->cfg->t_data_end);
+	session_timer(s, s->cfg->t_idle > s->cfg->t_data_end ? s->cfg->t_idle : s->cfg->t_data_end);
 }
 
 static void
@@ -369,7 +369,8 @@ monitor_start(struct session *s)
 	s->client.cb = monitor_client_cb;
 	s->server.cb = monitor_server_cb;
 	if (s->dest_len == 0) {
-		session_close(s, "error", "monitor mode needs an address upstream for fixed listeners");
+		session_close(s, "error",
+		              "monitor mode needs an address upstream for fixed listeners");
 		return;
 	}
 	if (io_connect(&s->server, (struct sockaddr *)&s->dest_ss, s->dest_len) == -1) {

@@ -62,10 +62,11 @@ sockaddr_ip_text(const struct sockaddr *sa, char *buf, size_t len)
 	if (mapped_v4(sa, &v4))
 		sa = (const struct sockaddr *)&v4;
 	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf,
+		          (socklen_t)len);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-			  (socklen_t)len);
+		          (socklen_t)len);
 	else
 		snprintf(buf, len, "?");
 	return buf;
@@ -125,10 +126,10 @@ sockaddr_equal(const struct sockaddr *a, const struct sockaddr *b)
 		return 0;
 	if (a->sa_family == AF_INET)
 		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-			      &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
+		              &((const struct sockaddr_in *)b)->sin_addr, 4) == 0;
 	if (a->sa_family == AF_INET6)
 		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-			      &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+		              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 	return 0;
 }
 

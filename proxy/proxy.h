@@ -23,11 +23,11 @@ TAILQ_HEAD(session_list, session);
 
 struct proxy_stats {
 	unsigned long long sessions;
-	unsigned long long messages;        /* end-of-DATA answered 2xx by a server */
-	unsigned long long rcpt_deferred;   /* recipients stsproxy answered 4xx */
-	unsigned long long tls_upgraded;    /* sessions upgraded to TLS upstream */
-	unsigned long long plaintext;       /* sessions that went on in plaintext */
-	unsigned long long refused;         /* sessions refused (limits, self-relay) */
+	unsigned long long messages;      /* end-of-DATA answered 2xx by a server */
+	unsigned long long rcpt_deferred; /* recipients stsproxy answered 4xx */
+	unsigned long long tls_upgraded;  /* sessions upgraded to TLS upstream */
+	unsigned long long plaintext;     /* sessions that went on in plaintext */
+	unsigned long long refused;       /* sessions refused (limits, self-relay) */
 };
 
 struct proxy {

@@ -40,17 +40,27 @@ static void rcpt_advance(struct session *s);
 static void connect_upstream(struct session *s, enum relay_state st);
 
 static const char *const state_names[RELAY_ST_MAX] = {
-	[RELAY_ST_CONNECT] = "connect",       [RELAY_ST_GREETING] = "greeting",
-	[RELAY_ST_READY] = "ready",           [RELAY_ST_EHLO] = "ehlo",
-	[RELAY_ST_CMD] = "cmd",               [RELAY_ST_POLICY] = "policy",
-	[RELAY_ST_STARTTLS] = "starttls",     [RELAY_ST_TLS] = "tls",
-	[RELAY_ST_EHLO2] = "ehlo2",           [RELAY_ST_HELO2] = "helo2",
-	[RELAY_ST_RECONNECT] = "reconnect",   [RELAY_ST_REGREET] = "regreet",
-	[RELAY_ST_MAIL] = "mail",             [RELAY_ST_RCPT] = "rcpt",
-	[RELAY_ST_DATA] = "data",             [RELAY_ST_BODY] = "body",
-	[RELAY_ST_BODY_DISCARD] = "body-discard", [RELAY_ST_DATAEND] = "dataend",
-	[RELAY_ST_CLIENT_TLS] = "client-tls", [RELAY_ST_MONITOR] = "monitor",
-	[RELAY_ST_CLOSING] = "closing",
+        [RELAY_ST_CONNECT] = "connect",
+        [RELAY_ST_GREETING] = "greeting",
+        [RELAY_ST_READY] = "ready",
+        [RELAY_ST_EHLO] = "ehlo",
+        [RELAY_ST_CMD] = "cmd",
+        [RELAY_ST_POLICY] = "policy",
+        [RELAY_ST_STARTTLS] = "starttls",
+        [RELAY_ST_TLS] = "tls",
+        [RELAY_ST_EHLO2] = "ehlo2",
+        [RELAY_ST_HELO2] = "helo2",
+        [RELAY_ST_RECONNECT] = "reconnect",
+        [RELAY_ST_REGREET] = "regreet",
+        [RELAY_ST_MAIL] = "mail",
+        [RELAY_ST_RCPT] = "rcpt",
+        [RELAY_ST_DATA] = "data",
+        [RELAY_ST_BODY] = "body",
+        [RELAY_ST_BODY_DISCARD] = "body-discard",
+        [RELAY_ST_DATAEND] = "dataend",
+        [RELAY_ST_CLIENT_TLS] = "client-tls",
+        [RELAY_ST_MONITOR] = "monitor",
+        [RELAY_ST_CLOSING] = "closing",
 };
 
 const char *
@@ -64,8 +74,8 @@ relay_strstate(int st)
 /* ------------------------------------------------------------------ */
 /* small helpers */
 
-static void
-client_reply(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void client_reply(struct session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 static void
 client_reply(struct session *s, const char *fmt, ...)
@@ -107,8 +117,8 @@ server_send(struct session *s, const char *line, size_t len)
 	return 0;
 }
 
-static int
-server_sendf(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int server_sendf(struct session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 static int
 server_sendf(struct session *s, const char *fmt, ...)
@@ -155,9 +165,8 @@ reply_first(const struct smtp_reply *r, size_t *len)
  * §3.8 lets a server send it at any time). The client keeps its mail and
  * retries: this is how every failure of ours reaches the legacy MTA.
  */
-static void
-fail_session(struct session *s, const char *result, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static void fail_session(struct session *s, const char *result, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
 
 static void
 fail_session(struct session *s, const char *result, const char *fmt, ...)
@@ -232,8 +241,7 @@ relay_enter(struct session *s, enum relay_state st)
 	if (s->closed)
 		return;
 	if (s->state != st)
-		session_log(s, LOG_DEBUG, "%s -> %s", relay_strstate(s->state),
-			    relay_strstate(st));
+		session_log(s, LOG_DEBUG, "%s -> %s", relay_strstate(s->state), relay_strstate(st));
 	s->state = st;
 	session_timer(s, state_timeout(s, st));
 	switch (st) {
@@ -291,7 +299,7 @@ connect_upstream(struct session *s, enum relay_state st)
 
 	io_close(&s->server);
 	io_init(&s->server, s->px->loop, -1, relay_server_cb, s, inmax, c->buffer_high + 65536,
-		c->buffer_low);
+	        c->buffer_low);
 	s->upstream_alive = 0;
 	s->upstream_greeted = 0;
 	if (io_connect(&s->server, (struct sockaddr *)&s->dest_ss, s->dest_len) == -1) {
@@ -299,7 +307,7 @@ connect_upstream(struct session *s, enum relay_state st)
 			upstream_unreachable(s, s->server.err);
 		else
 			fail_session(s, "unreachable", "reconnect to %s failed: %s", s->dest_text,
-				     s->server.err);
+			             s->server.err);
 		return;
 	}
 	relay_enter(s, st);
@@ -310,8 +318,8 @@ relay_start(struct session *s)
 {
 	if (s->dest_len == 0) {
 		/* fixed listener with a host name: resolve it first */
-		struct dns_query *q = dns_query_addrs(s->px->dns, s->lst->upstream_host,
-						      fixed_resolved, s);
+		struct dns_query *q =
+		        dns_query_addrs(s->px->dns, s->lst->upstream_host, fixed_resolved, s);
 		if (!s->closed && q != NULL) {
 			s->upq = q;
 			relay_enter(s, RELAY_ST_CONNECT);
@@ -327,8 +335,8 @@ relay_start(struct session *s)
 static void
 server_process(struct session *s)
 {
-	size_t maxline = s->cfg->max_line < SMTP_REPLY_MAXLINE ? s->cfg->max_line
-								: SMTP_REPLY_MAXLINE;
+	size_t maxline =
+	        s->cfg->max_line < SMTP_REPLY_MAXLINE ? s->cfg->max_line : SMTP_REPLY_MAXLINE;
 
 	while (!s->closed && !(s->server.flags & IO_F_CLOSED)) {
 		const char *line;
@@ -339,8 +347,8 @@ server_process(struct session *s)
 		if (rc == 0)
 			return;
 		if (rc == -1) {
-			fail_session(s, "error", "server %s sent a line over %zu bytes", s->dest_text,
-				     maxline);
+			fail_session(s, "error", "server %s sent a line over %zu bytes",
+			             s->dest_text, maxline);
 			return;
 		}
 		if (s->reply == NULL) {
@@ -356,7 +364,7 @@ server_process(struct session *s)
 			continue;
 		if (st != SMTP_REPLY_DONE) {
 			fail_session(s, "error", "malformed reply from %s: %s", s->dest_text,
-				     smtp_reply_strstatus(st));
+			             smtp_reply_strstatus(st));
 			return;
 		}
 		struct smtp_reply *r = s->reply;
@@ -382,7 +390,7 @@ upstream_lost(struct session *s, const char *why)
 		 * reply before its final dot: swallow the rest, then 421. */
 		session_log(s, LOG_NOTICE, "upstream lost during DATA: %s", why);
 		snprintf(s->reason, sizeof(s->reason), "connection to %s lost during DATA: %s",
-			 s->dest_text, why);
+		         s->dest_text, why);
 		io_close(&s->server);
 		s->upstream_alive = 0;
 		relay_enter(s, RELAY_ST_BODY_DISCARD);
@@ -409,8 +417,8 @@ relay_server_cb(struct io *io, enum io_event ev, void *arg)
 
 	switch (ev) {
 	case IO_CONNECTED:
-		relay_enter(s, s->state == RELAY_ST_RECONNECT ? RELAY_ST_REGREET
-							       : RELAY_ST_GREETING);
+		relay_enter(s,
+		            s->state == RELAY_ST_RECONNECT ? RELAY_ST_REGREET : RELAY_ST_GREETING);
 		break;
 	case IO_DATAIN:
 		server_process(s);
@@ -431,7 +439,8 @@ relay_server_cb(struct io *io, enum io_event ev, void *arg)
 	case IO_EOF:
 	case IO_ERROR:
 		if (s->state == RELAY_ST_TLS) {
-			tls_failed(s, ev == IO_EOF ? "connection closed during handshake" : io->err);
+			tls_failed(s,
+			           ev == IO_EOF ? "connection closed during handshake" : io->err);
 			break;
 		}
 		/* Replies already buffered (e.g. "221" then close) count first. */
@@ -478,6 +487,7 @@ begin_handshake(struct session *s)
 {
 	mbedtls_ssl_context *ssl = calloc(1, sizeof(*ssl));
 	char ip[64];
+	int rc;
 
 	if (ssl == NULL) {
 		fail_session(s, "error", "out of memory");
@@ -485,14 +495,14 @@ begin_handshake(struct session *s)
 	}
 	mbedtls_ssl_init(ssl);
 	snprintf(s->tls_key, sizeof(s->tls_key), "%s|%s", s->sni,
-		 sockaddr_text((struct sockaddr *)&s->dest_ss, ip, sizeof(ip)));
-	if (tls_client_setup(s->px->tls, ssl, s->sni[0] ? s->sni : NULL, s->tls_key) == -1) {
+	         sockaddr_text((struct sockaddr *)&s->dest_ss, ip, sizeof(ip)));
+	if ((rc = tls_client_setup(s->px->tls, ssl, s->sni[0] ? s->sni : NULL, s->tls_key)) == -1) {
 		mbedtls_ssl_free(ssl);
 		free(ssl);
 		fail_session(s, "error", "TLS setup failed");
 		return;
 	}
-	s->tls_offered_session = 0;
+	s->tls_offered_session = rc == 1;
 	relay_enter(s, RELAY_ST_TLS);
 	io_start_tls(&s->server, ssl, 0);
 }
@@ -502,7 +512,7 @@ tls_failed(struct session *s, const char *why)
 {
 	session_log(s, LOG_NOTICE, "TLS handshake with %s failed: %s", s->dest_text, why);
 	session_event(s, "tls_handshake_failed", "warning", s->cur ? s->cur->name : NULL, why,
-		      strlen(why));
+	              strlen(why));
 	/* The connection is unusable after a failed handshake. A plaintext
 	 * retry (a new connection, no STARTTLS) is made only for recipients
 	 * whose policy allows plaintext (rcpt_advance). */
@@ -526,16 +536,16 @@ tls_ready(struct session *s)
 	tls_client_save(s->px->tls, ssl, s->tls_key);
 	s->px->stats.tls_upgraded++;
 	session_log(s, LOG_INFO, "TLS established with %s: %s %s, sni=%s, certificate %s",
-		    s->dest_text, io_tls_version(&s->server), io_tls_cipher(&s->server),
-		    s->sni[0] ? s->sni : "(none)", tls_verify_reason(s->tls_verify));
+	            s->dest_text, io_tls_version(&s->server), io_tls_cipher(&s->server),
+	            s->sni[0] ? s->sni : "(none)", tls_verify_reason(s->tls_verify));
 	if (s->tls_verify != 0 && s->sni[0]) {
 		const char *why = tls_verify_reason(s->tls_verify);
 		char ev[64];
 		snprintf(ev, sizeof(ev), "tls_cert_%s",
-			 strcmp(why, "name-mismatch") == 0 ? "name_mismatch"
-			 : strcmp(why, "expired") == 0     ? "expired"
-			 : strcmp(why, "untrusted") == 0   ? "untrusted"
-							   : "invalid");
+		         strcmp(why, "name-mismatch") == 0 ? "name_mismatch"
+		         : strcmp(why, "expired") == 0     ? "expired"
+		         : strcmp(why, "untrusted") == 0   ? "untrusted"
+		                                           : "invalid");
 		session_event(s, ev, "warning", s->cur ? s->cur->name : NULL, why, strlen(why));
 	}
 	/* RFC 3207 §4.2: forget what was learned before TLS and EHLO again. */
@@ -569,8 +579,8 @@ domain_slot(struct session *s, const char *name)
 	return d;
 }
 
-static void
-defer_rcpt(struct session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void defer_rcpt(struct session *s, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
 
 static void
 defer_rcpt(struct session *s, const char *fmt, ...)
@@ -614,7 +624,7 @@ mx_found(void *arg, const struct mxfind_result *res)
 		d->name_from_mx = 1;
 	} else {
 		session_log(s, LOG_INFO, "%s is not an MX host of %s (MX lookup: %s, %d hosts)",
-			    s->dest_text, d->name, dns_strstatus(res->mx_status), res->nhosts);
+		            s->dest_text, d->name, dns_strstatus(res->mx_status), res->nhosts);
 	}
 	domain_resolved(s);
 }
@@ -698,12 +708,12 @@ rcpt_advance(struct session *s)
 	if (!s->upstream_alive) {
 		if (tlspolicy_requires_tls(&d->req)) {
 			d->verdict = TLSPOLICY_FAIL_NOTLS;
-			defer_rcpt(s, "%s requires TLS (%s policy) and TLS with %s failed",
-				   d->name, tlspolicy_source_name(d->req.source), s->dest_text);
+			defer_rcpt(s, "%s requires TLS (%s policy) and TLS with %s failed", d->name,
+			           tlspolicy_source_name(d->req.source), s->dest_text);
 			return;
 		}
-		session_log(s, LOG_INFO, "reconnecting to %s without STARTTLS for %s",
-			    s->dest_text, d->name);
+		session_log(s, LOG_INFO, "reconnecting to %s without STARTTLS for %s", s->dest_text,
+		            d->name);
 		connect_upstream(s, RELAY_ST_RECONNECT);
 		return;
 	}
@@ -723,7 +733,7 @@ rcpt_advance(struct session *s)
 		}
 		if (d->req.level >= CFG_TLS_ENCRYPT)
 			session_event(s, "policy_failure_testing", "warning", d->name, why,
-				      strlen(why));
+			              strlen(why));
 	}
 	if (!s->mail_sent) {
 		if (server_send(s, s->mail_line, strlen(s->mail_line)) == -1) {
@@ -755,9 +765,10 @@ handle_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line, siz
 		return;
 	}
 	if (s->rcpt_total >= s->cfg->max_recipients) {
-		client_reply(s, "452 4.5.3 stsproxy: too many recipients (limits.max_recipients "
-				"= %d)",
-			     s->cfg->max_recipients);
+		client_reply(s,
+		             "452 4.5.3 stsproxy: too many recipients (limits.max_recipients "
+		             "= %d)",
+		             s->cfg->max_recipients);
 		return;
 	}
 	if (smtp_path_parse(cmd->arg, cmd->arglen, &path) == 0) {
@@ -816,7 +827,7 @@ handle_ehlo_reply(struct session *s, struct smtp_reply *r)
 	drop = EHLO_STARTTLS | EHLO_CHUNKING | EHLO_BINARYMIME | EHLO_AUTH | EHLO_XCLIENT |
 	       EHLO_XFORWARD | EHLO_ETRN | EHLO_REQUIRETLS;
 	n = ehlo_filter(r, drop, tls_server_enabled(s->px->tls) && !s->client_tls, buf,
-			sizeof(buf));
+	                sizeof(buf));
 	if (n < 0) {
 		fail_session(s, "error", "EHLO reply from %s too large", s->dest_text);
 		return;
@@ -832,7 +843,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 	const char *first = reply_first(r, &l);
 
 	session_log(s, LOG_DEBUG, "server [%s]: %.*s%s", relay_strstate(s->state), (int)l, first,
-		    r->nlines > 1 ? " ..." : "");
+	            r->nlines > 1 ? " ..." : "");
 	switch (s->state) {
 	case RELAY_ST_GREETING:
 		s->upstream_greeted = 1;
@@ -848,7 +859,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 	case RELAY_ST_REGREET:
 		if (r->code != 220) {
 			fail_session(s, "upstream_refused", "%s refused the reconnection: %.*s",
-				     s->dest_text, (int)l, first);
+			             s->dest_text, (int)l, first);
 			return;
 		}
 		s->upstream_alive = 1;
@@ -870,21 +881,21 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			 * (Postfix 2011, nginx 2014). Never feed it to TLS. */
 			if (iobuf_used(&s->server.in) > 0) {
 				session_event(s, "plaintext_injection", "alert",
-					      s->cur ? s->cur->name : NULL,
-					      iobuf_data(&s->server.in),
-					      iobuf_used(&s->server.in));
+				              s->cur ? s->cur->name : NULL,
+				              iobuf_data(&s->server.in), iobuf_used(&s->server.in));
 				fail_session(s, "injection",
-					     "plaintext injected after STARTTLS on the way to %s",
-					     s->dest_text);
+				             "plaintext injected after STARTTLS on the way to %s",
+				             s->dest_text);
 				return;
 			}
 			begin_handshake(s);
 			return;
 		}
-		session_event(s, s->starttls_advertised ? "starttls_refused"
-							: "starttls_refused_not_advertised",
-			      s->starttls_advertised ? "warning" : "info",
-			      s->cur ? s->cur->name : NULL, first, l);
+		session_event(s,
+		              s->starttls_advertised ? "starttls_refused"
+		                                     : "starttls_refused_not_advertised",
+		              s->starttls_advertised ? "warning" : "info",
+		              s->cur ? s->cur->name : NULL, first, l);
 		/* The session goes on in plaintext on the same connection;
 		 * rcpt_advance decides whether the recipient may. */
 		rcpt_advance(s);
@@ -902,7 +913,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 	case RELAY_ST_HELO2:
 		if (cls != 2) {
 			fail_session(s, "upstream_refused", "%s refused EHLO and HELO: %.*s",
-				     s->dest_text, (int)l, first);
+			             s->dest_text, (int)l, first);
 			return;
 		}
 		rcpt_advance(s);
@@ -923,7 +934,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 				(void)io_write(&s->client, s->mail_error, strlen(s->mail_error));
 			else
 				client_reply(s, "451 4.3.0 stsproxy: sender refused by %s",
-					     s->dest_text);
+				             s->dest_text);
 		}
 		free(s->rcpt_line);
 		s->rcpt_line = NULL;
@@ -964,7 +975,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			s->px->stats.messages++;
 		}
 		session_log(s, LOG_INFO, "message %s by %s: %.*s",
-			    cls == 2 ? "accepted" : "refused", s->dest_text, (int)l, first);
+		            cls == 2 ? "accepted" : "refused", s->dest_text, (int)l, first);
 		transaction_reset(s);
 		relay_enter(s, RELAY_ST_READY);
 		return;
@@ -979,7 +990,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			return;
 		}
 		session_log(s, LOG_WARNING, "unexpected reply in state %s ignored: %.*s",
-			    relay_strstate(s->state), (int)l, first);
+		            relay_strstate(s->state), (int)l, first);
 	}
 }
 
@@ -1024,7 +1035,7 @@ client_starttls(struct session *s)
 	 * could have been injected: discard them (RFC 3207 §4.2). */
 	if (iobuf_used(&s->client.in) > 0) {
 		session_event(s, "client_plaintext_injection", "warning", NULL,
-			      iobuf_data(&s->client.in), iobuf_used(&s->client.in));
+		              iobuf_data(&s->client.in), iobuf_used(&s->client.in));
 		iobuf_reset(&s->client.in);
 	}
 	client_reply(s, "220 2.0.0 Ready to start TLS");
@@ -1066,7 +1077,7 @@ handle_command(struct session *s, const char *line, size_t len)
 		transaction_reset(s);
 		s->helo_verb = cmd.verb;
 		snprintf(s->helo_name, sizeof(s->helo_name), "%.*s",
-			 (int)(cmd.arglen < 255 ? cmd.arglen : 255), cmd.arg);
+		         (int)(cmd.arglen < 255 ? cmd.arglen : 255), cmd.arg);
 		if (!s->upstream_alive) {
 			client_reply(s, "250 stsproxy");
 			return;
@@ -1200,7 +1211,7 @@ client_process(struct session *s)
 			break;
 		if (rc == -1) {
 			fail_session(s, "error", "command line over %zu bytes (limits.max_line)",
-				     s->cfg->max_line);
+			             s->cfg->max_line);
 			break;
 		}
 		memcpy(line, p, len);
@@ -1239,10 +1250,10 @@ relay_client_cb(struct io *io, enum io_event ev, void *arg)
 			io_shutdown(&s->server);
 		}
 		session_close(s,
-			      s->state == RELAY_ST_BODY || s->state == RELAY_ST_DATAEND
-				      ? "client_lost"
-				      : "client_closed",
-			      s->state == RELAY_ST_BODY ? "client closed during DATA" : NULL);
+		              s->state == RELAY_ST_BODY || s->state == RELAY_ST_DATAEND
+		                      ? "client_lost"
+		                      : "client_closed",
+		              s->state == RELAY_ST_BODY ? "client closed during DATA" : NULL);
 		break;
 	case IO_ERROR:
 		session_close(s, "error", io->err);
@@ -1268,7 +1279,8 @@ relay_on_timeout(struct session *s)
 		 * needs the MX name will fail closed in tlspolicy_check. */
 		mxfind_cancel(s->mxq);
 		s->mxq = NULL;
-		session_log(s, LOG_NOTICE, "MX lookup for %s timed out", s->cur ? s->cur->name : "?");
+		session_log(s, LOG_NOTICE, "MX lookup for %s timed out",
+		            s->cur ? s->cur->name : "?");
 		if (s->cur)
 			domain_resolved(s);
 		return;
@@ -1280,8 +1292,10 @@ relay_on_timeout(struct session *s)
 		fail_session(s, "timeout", "client stalled during DATA (timeouts.data_block)");
 		return;
 	case RELAY_ST_DATAEND:
-		fail_session(s, "timeout", "no answer from %s to the end of the message "
-					   "(timeouts.data_end)", s->dest_text);
+		fail_session(s, "timeout",
+		             "no answer from %s to the end of the message "
+		             "(timeouts.data_end)",
+		             s->dest_text);
 		return;
 	case RELAY_ST_CLIENT_TLS:
 		session_close(s, "timeout", "client TLS handshake timeout");
@@ -1291,6 +1305,6 @@ relay_on_timeout(struct session *s)
 		return;
 	default:
 		fail_session(s, "timeout", "timeout waiting for %s in state %s", s->dest_text,
-			     relay_strstate(s->state));
+		             relay_strstate(s->state));
 	}
 }

@@ -56,7 +56,7 @@ session_log(struct session *s, int level, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_msg(level, "session %llu client=%s dest=%s: %s", (unsigned long long)s->id,
-		s->client_text, s->dest_text, msg);
+	        s->client_text, s->dest_text, msg);
 }
 
 static int
@@ -73,7 +73,7 @@ severity_level(const char *sev)
 
 void
 session_event(struct session *s, const char *name, const char *severity, const char *domain,
-	      const char *evidence, size_t evlen)
+              const char *evidence, size_t evlen)
 {
 	struct jsonw j;
 	char ts[40];
@@ -129,9 +129,9 @@ outcome_record(struct session *s)
 		char buf[400];
 		struct session_domain *d = &s->domains[i];
 		snprintf(buf, sizeof(buf), "%s policy=%s/%s%s verdict=%s accepted=%d deferred=%d",
-			 d->name, tlspolicy_source_name(d->req.source),
-			 cfg_tls_level_name(d->req.level), d->req.testing ? "/testing" : "",
-			 tlspolicy_fail_name(d->verdict), d->accepted, d->deferred);
+		         d->name, tlspolicy_source_name(d->req.source),
+		         cfg_tls_level_name(d->req.level), d->req.testing ? "/testing" : "",
+		         tlspolicy_fail_name(d->verdict), d->accepted, d->deferred);
 		jsonw_array_str(&j, buf);
 	}
 	jsonw_array_end(&j);
@@ -203,15 +203,15 @@ set_destination(struct session *s, int fd)
 	if (l->kind == CFG_LISTEN_FIXED) {
 		/* Name upstreams are resolved by the relay before connecting. */
 		if (sockaddr_parse_ip(l->upstream_host, l->upstream_port, &s->dest_ss,
-				      &s->dest_len) == -1) {
+		                      &s->dest_len) == -1) {
 			snprintf(s->dest_text, sizeof(s->dest_text), "%s:%d", l->upstream_host,
-				 l->upstream_port);
+			         l->upstream_port);
 			s->dest_len = 0;
 			return 0;
 		}
 	} else if (origdst_get(fd, l->kind, &s->dest_ss, &s->dest_len) == -1) {
 		session_log(s, LOG_WARNING, "cannot read the original destination: %s",
-			    strerror(errno));
+		            strerror(errno));
 		return -1;
 	}
 	sockaddr_text((struct sockaddr *)&s->dest_ss, s->dest_text, sizeof(s->dest_text));
@@ -220,7 +220,7 @@ set_destination(struct session *s, int fd)
 
 void
 session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
-	       const struct sockaddr *client, socklen_t clen)
+               const struct sockaddr *client, socklen_t clen)
 {
 	struct session *s = calloc(1, sizeof(*s));
 	struct cfg *cfg = px->cfg;
@@ -245,10 +245,12 @@ session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
 	px->nsessions++;
 	px->stats.sessions++;
 
-	io_init(&s->client, px->loop, fd, relay_client_cb, s, cfg->max_line + 2 > 65536 ? cfg->max_line + 2 : 65536,
-		cfg->buffer_high + 65536, cfg->buffer_low);
-	io_init(&s->server, px->loop, -1, relay_server_cb, s, 65536 > cfg->max_line + 2 ? 65536 : cfg->max_line + 2,
-		cfg->buffer_high + 65536, cfg->buffer_low);
+	io_init(&s->client, px->loop, fd, relay_client_cb, s,
+	        cfg->max_line + 2 > 65536 ? cfg->max_line + 2 : 65536, cfg->buffer_high + 65536,
+	        cfg->buffer_low);
+	io_init(&s->server, px->loop, -1, relay_server_cb, s,
+	        65536 > cfg->max_line + 2 ? 65536 : cfg->max_line + 2, cfg->buffer_high + 65536,
+	        cfg->buffer_low);
 	/* Nothing is read from the client before the server's greeting has
 	 * been relayed: an early talker gets no chance to desynchronise us. */
 	io_pause(&s->client, 1);
@@ -260,13 +262,14 @@ session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
 	/* A connection to ourselves (no NAT entry, or a rule that catches our
 	 * own traffic) would loop forever. */
 	if (s->dest_len > 0 && proxy_is_own_address(px, (struct sockaddr *)&s->dest_ss)) {
-		session_log(s, LOG_WARNING, "destination is one of our own listeners: refusing to loop");
+		session_log(s, LOG_WARNING,
+		            "destination is one of our own listeners: refusing to loop");
 		px->stats.refused++;
 		session_close(s, "refused", "relay loop: destination is stsproxy itself");
 		return;
 	}
 	session_log(s, LOG_INFO, "accepted on %s listener %s", cfg_listen_kind_name(lst->kind),
-		    lst->addrtext);
+	            lst->addrtext);
 	if (cfg->mode == CFG_MODE_MONITOR)
 		monitor_start(s);
 	else

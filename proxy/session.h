@@ -31,27 +31,27 @@ struct policy_query;
 
 /* Relay states; relay_strstate() names them for traces. */
 enum relay_state {
-	RELAY_ST_CONNECT = 0, /* connecting upstream */
-	RELAY_ST_GREETING,    /* waiting for the server's 220 */
-	RELAY_ST_READY,       /* waiting for a client command */
-	RELAY_ST_EHLO,        /* client's EHLO/HELO forwarded */
-	RELAY_ST_CMD,         /* a plain command forwarded (RSET, ...) */
-	RELAY_ST_POLICY,      /* RCPT held: policy / MX lookups running */
-	RELAY_ST_STARTTLS,    /* our STARTTLS sent upstream */
-	RELAY_ST_TLS,         /* upstream handshake running */
-	RELAY_ST_EHLO2,       /* our EHLO after TLS (or after a reconnect) */
-	RELAY_ST_HELO2,       /* HELO fallback when EHLO2 is refused */
-	RELAY_ST_RECONNECT,   /* new plaintext connection after a failed handshake */
-	RELAY_ST_REGREET,     /* its greeting */
-	RELAY_ST_MAIL,        /* held MAIL FROM replayed */
-	RELAY_ST_RCPT,        /* RCPT forwarded */
-	RELAY_ST_DATA,        /* DATA forwarded, waiting for 354 */
-	RELAY_ST_BODY,        /* streaming the message */
-	RELAY_ST_BODY_DISCARD,/* upstream lost mid-body: swallow until the dot */
-	RELAY_ST_DATAEND,     /* waiting for the server's verdict on the message */
-	RELAY_ST_CLIENT_TLS,  /* handshake with the legacy client */
-	RELAY_ST_MONITOR,     /* monitor mode: byte relay */
-	RELAY_ST_CLOSING,     /* flushing a last reply, then gone */
+	RELAY_ST_CONNECT = 0,  /* connecting upstream */
+	RELAY_ST_GREETING,     /* waiting for the server's 220 */
+	RELAY_ST_READY,        /* waiting for a client command */
+	RELAY_ST_EHLO,         /* client's EHLO/HELO forwarded */
+	RELAY_ST_CMD,          /* a plain command forwarded (RSET, ...) */
+	RELAY_ST_POLICY,       /* RCPT held: policy / MX lookups running */
+	RELAY_ST_STARTTLS,     /* our STARTTLS sent upstream */
+	RELAY_ST_TLS,          /* upstream handshake running */
+	RELAY_ST_EHLO2,        /* our EHLO after TLS (or after a reconnect) */
+	RELAY_ST_HELO2,        /* HELO fallback when EHLO2 is refused */
+	RELAY_ST_RECONNECT,    /* new plaintext connection after a failed handshake */
+	RELAY_ST_REGREET,      /* its greeting */
+	RELAY_ST_MAIL,         /* held MAIL FROM replayed */
+	RELAY_ST_RCPT,         /* RCPT forwarded */
+	RELAY_ST_DATA,         /* DATA forwarded, waiting for 354 */
+	RELAY_ST_BODY,         /* streaming the message */
+	RELAY_ST_BODY_DISCARD, /* upstream lost mid-body: swallow until the dot */
+	RELAY_ST_DATAEND,      /* waiting for the server's verdict on the message */
+	RELAY_ST_CLIENT_TLS,   /* handshake with the legacy client */
+	RELAY_ST_MONITOR,      /* monitor mode: byte relay */
+	RELAY_ST_CLOSING,      /* flushing a last reply, then gone */
 	RELAY_ST_MAX
 };
 
@@ -61,11 +61,11 @@ enum relay_state {
 struct session_domain {
 	char name[256];
 	struct tls_req req;
-	char mx_name[256];  /* MX host the destination is for this domain, "" if unknown */
+	char mx_name[256]; /* MX host the destination is for this domain, "" if unknown */
 	int name_from_mx;
-	int resolved;       /* MX lookup done */
+	int resolved; /* MX lookup done */
 	enum tlspolicy_fail verdict;
-	int deferred;       /* recipients of this domain answered 4xx by us */
+	int deferred; /* recipients of this domain answered 4xx by us */
 	int accepted;
 };
 
@@ -90,36 +90,36 @@ struct session {
 	struct smtp_reply *reply; /* server reply being assembled */
 
 	/* client's session facts */
-	int helo_verb;            /* SMTP_CMD_EHLO / SMTP_CMD_HELO, 0 before */
+	int helo_verb; /* SMTP_CMD_EHLO / SMTP_CMD_HELO, 0 before */
 	char helo_name[256];
 	int client_tls;
 
 	/* the transaction */
-	char *mail_line;          /* held "MAIL FROM:..." (without CRLF) */
-	int mail_sent;            /* forwarded and accepted upstream */
-	char *mail_error;         /* server's serialized failure reply to MAIL */
-	char *rcpt_line;          /* RCPT being processed */
+	char *mail_line;            /* held "MAIL FROM:..." (without CRLF) */
+	int mail_sent;              /* forwarded and accepted upstream */
+	char *mail_error;           /* server's serialized failure reply to MAIL */
+	char *rcpt_line;            /* RCPT being processed */
 	struct session_domain *cur; /* its domain */
-	int rcpt_accepted;        /* in this transaction, by the server */
-	int rcpt_deferred;        /* in this transaction, by stsproxy */
-	int rcpt_total;           /* in this transaction */
+	int rcpt_accepted;          /* in this transaction, by the server */
+	int rcpt_deferred;          /* in this transaction, by stsproxy */
+	int rcpt_total;             /* in this transaction */
 	struct smtp_body body;
 
 	/* upstream */
-	int upstream_alive;       /* connected, greeted, usable */
+	int upstream_alive; /* connected, greeted, usable */
 	int upstream_greeted;
 	int tls_tried;
 	int tls_ok;
-	int tls_failed_hard;      /* handshake failed: never try this destination again here */
-	uint32_t tls_verify;      /* verify flags for sni */
-	char sni[256];            /* name sent in SNI and checked, "" = none */
+	int tls_failed_hard; /* handshake failed: never try this destination again here */
+	uint32_t tls_verify; /* verify flags for sni */
+	char sni[256];       /* name sent in SNI and checked, "" = none */
 	int sni_from_mx;
-	char tls_key[320];        /* resumption cache key */
-	char tls_version[16];     /* negotiated, kept for the outcome record */
+	char tls_key[320];    /* resumption cache key */
+	char tls_version[16]; /* negotiated, kept for the outcome record */
 	char tls_cipher[64];
 	int tls_offered_session;
-	struct ehlo_caps caps;    /* latest EHLO reply from the server */
-	int starttls_advertised;  /* in the plaintext EHLO */
+	struct ehlo_caps caps;   /* latest EHLO reply from the server */
+	int starttls_advertised; /* in the plaintext EHLO */
 	int ehlo_refused;
 
 	struct session_domain domains[SESSION_MAXDOMAINS];
@@ -128,12 +128,12 @@ struct session {
 	/* pending asynchronous work, cancelled by session_free */
 	struct mxfind *mxq;
 	struct dns_query *ptrq;
-	struct dns_query *upq;    /* fixed upstream host resolution */
+	struct dns_query *upq; /* fixed upstream host resolution */
 
 	/* outcome counters */
 	unsigned messages, rcpt_ok, rcpt_tempfail, rcpt_permfail;
 	unsigned nevents;
-	char result[32];          /* "ok", "deferred", "client_quit", "error", ... */
+	char result[32]; /* "ok", "deferred", "client_quit", "error", ... */
 	char reason[256];
 
 	/* monitor mode observation */
@@ -142,7 +142,7 @@ struct session {
 
 /* Create a session for an accepted connection (fd owned). */
 void session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
-		    const struct sockaddr *client, socklen_t clen);
+                    const struct sockaddr *client, socklen_t clen);
 /* End the session: emit the outcome record, close now, free at the next loop turn. */
 void session_close(struct session *s, const char *result, const char *reason);
 /* Free what session_close left (called by the proxy's reaper). */
@@ -150,11 +150,11 @@ void session_free(struct session *s);
 
 /* Per-session logging: adds id, client and destination. */
 void session_log(struct session *s, int level, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* Named security/diagnostic event, one JSON line (docs/events.md). */
-void session_event(struct session *s, const char *name, const char *severity,
-		   const char *domain, const char *evidence, size_t evlen);
+void session_event(struct session *s, const char *name, const char *severity, const char *domain,
+                   const char *evidence, size_t evlen);
 
 /* (Re)arm the session timer for t seconds. */
 void session_timer(struct session *s, double t);

@@ -11,9 +11,9 @@
 #include <stddef.h>
 
 struct smtp_body {
-	int st;                  /* matcher state */
+	int st;                   /* matcher state */
 	unsigned long long bytes; /* body bytes seen, terminator included */
-	int bare_lf;             /* a LF without CR was seen (reported, passed through) */
+	int bare_lf;              /* a LF without CR was seen (reported, passed through) */
 };
 
 /* Start of a body: the DATA command line's CRLF counts as a line start. */

@@ -39,11 +39,15 @@ struct smtp_cmd {
 };
 
 /*
- * Parse a command line. Verbs are case-insensitive. MAIL needs "FROM:",
- * RCPT needs "TO:" (case-insensitive), else the verb is returned but the
- * function returns -1 (syntax error). Returns 0 on success, -1 on syntax
- * error (cmd->verb still set when the verb itself was recognised), and
- * sets SMTP_CMD_UNKNOWN for anything else.
+ * Parse a command line. Verbs are case-insensitive and end at SP or the
+ * line end. MAIL needs "FROM:", RCPT needs "TO:" (case-insensitive), else
+ * the verb is returned but the function returns -1 (syntax error). Returns
+ * 0 on success, -1 on syntax error (cmd->verb still set when the verb itself
+ * was recognised), and sets SMTP_CMD_UNKNOWN for anything else.
+ * Also syntax errors: NUL, CR or LF anywhere in the line; an argument to
+ * DATA, RSET, QUIT or STARTTLS (trailing spaces are tolerated, arglen 0);
+ * no argument to EHLO, HELO, MAIL, RCPT, BDAT, VRFY, EXPN, AUTH, ETRN,
+ * XCLIENT, XFORWARD.
  */
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd);
 
@@ -54,12 +58,12 @@ const char *smtp_cmd_name(enum smtp_verb verb);
 #define SMTP_DOMAIN_MAX 256
 
 struct smtp_path {
-	int null_path;                   /* "<>" */
-	int addr_literal;                /* domain part is "[...]" */
-	char mailbox[SMTP_PATH_MAX];     /* local@domain, source route dropped */
-	char domain[SMTP_DOMAIN_MAX];    /* lower-cased, trailing dot removed;
+	int null_path;                /* "<>" */
+	int addr_literal;             /* domain part is "[...]" */
+	char mailbox[SMTP_PATH_MAX];  /* local@domain, source route dropped */
+	char domain[SMTP_DOMAIN_MAX]; /* lower-cased, trailing dot removed;
 	                                    for literals the text inside [] */
-	const char *params;              /* ESMTP parameters after the path, or NULL */
+	const char *params;           /* ESMTP parameters after the path, or NULL */
 	size_t paramslen;
 };
 
@@ -67,8 +71,13 @@ struct smtp_path {
  * Parse the argument of MAIL FROM / RCPT TO: "<path> [params]". Accepts a
  * source route ("<@a,@b:user@dom>"), quoted local parts, address literals,
  * and, as real clients send it, a path without angle brackets. A non-null
- * path needs exactly one unquoted '@' before a non-empty domain.
- * Returns 0, or -1 on syntax error or over-long parts.
+ * path needs exactly one unquoted '@' before a non-empty domain (so the
+ * domain-less "<Postmaster>" of RFC 5321 §4.1.1.3 is -1: callers that want
+ * it must test for it). The local part is kept as received (quotes and
+ * escapes included); domain labels are 1..63 LDH or UTF-8 octets, 253 in
+ * all; literals are [IPv4] or [IPv6:...] (no other tag is registered).
+ * Returns 0, or -1 on syntax error, control characters anywhere in arg, or
+ * over-long parts (then *p is all zero).
  */
 int smtp_path_parse(const char *arg, size_t len, struct smtp_path *p);
 

@@ -17,19 +17,20 @@
 #define SMTP_REPLY_MAXLINE  2048 /* bytes per line, without CRLF */
 
 enum smtp_reply_status {
-	SMTP_REPLY_MORE = 0,      /* line accepted, more lines follow */
-	SMTP_REPLY_DONE,          /* line accepted, reply complete */
-	SMTP_REPLY_ERR_SYNTAX,    /* not "DDD", "DDD-..." or "DDD ..." */
-	SMTP_REPLY_ERR_CODE,      /* continuation line with another code */
-	SMTP_REPLY_ERR_TOOMANY,   /* more lines than the limit */
-	SMTP_REPLY_ERR_TOOLONG,   /* a line over SMTP_REPLY_MAXLINE */
+	SMTP_REPLY_MORE = 0,    /* line accepted, more lines follow */
+	SMTP_REPLY_DONE,        /* line accepted, reply complete */
+	SMTP_REPLY_ERR_SYNTAX,  /* not "DDD", "DDD-..." or "DDD ..." */
+	SMTP_REPLY_ERR_CODE,    /* continuation line with another code */
+	SMTP_REPLY_ERR_TOOMANY, /* more lines than the limit */
+	SMTP_REPLY_ERR_TOOLONG, /* a line over SMTP_REPLY_MAXLINE */
 };
 
 struct smtp_reply {
-	int code;     /* 100..599 once the first line was fed, else 0 */
+	int code;     /* 200..559 once the first line was fed, else 0 */
 	int nlines;   /* lines fed so far */
 	int maxlines; /* limit, <= SMTP_REPLY_MAXLINES */
 	int done;     /* last line seen */
+	int err;      /* first error status returned (sticky), 0 if none */
 	/* Lines are stored NUL-terminated back to back in buf, without CRLF,
 	 * each including its "DDD-" / "DDD " prefix as received. */
 	size_t off[SMTP_REPLY_MAXLINES];
@@ -44,7 +45,11 @@ void smtp_reply_init(struct smtp_reply *r, int maxlines);
 /*
  * Feed one line (no line terminator). Returns the status above. A line
  * whose text does not fit in r->buf is SMTP_REPLY_ERR_TOOLONG. After an
- * error the reply is unusable until smtp_reply_init().
+ * error the reply is unusable until smtp_reply_init(): every later feed
+ * returns the same error. A feed after SMTP_REPLY_DONE returns
+ * SMTP_REPLY_ERR_SYNTAX and leaves the complete reply intact.
+ * Codes follow RFC 5321 §4.2 (%x32-35 %x30-35 %x30-39); NUL, CR or LF
+ * inside a line is SMTP_REPLY_ERR_SYNTAX.
  * Lenient where real servers are: a bare "DDD" line is a last line.
  */
 enum smtp_reply_status smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len);
@@ -61,7 +66,8 @@ const char *smtp_reply_text(const struct smtp_reply *r, int i, size_t *len);
  */
 int smtp_reply_enhanced(const struct smtp_reply *r, char *out, size_t outsz);
 
-/* Serialise the whole reply with CRLFs into out; returns bytes or -1 if too small. */
+/* Serialise the whole reply with CRLFs into out; returns bytes or -1 if too small.
+ * out is NUL-terminated too when there is room for it (not counted). */
 long smtp_reply_serialize(const struct smtp_reply *r, char *out, size_t outsz);
 
 /* Human-readable name of a status, for logs. */

@@ -19,6 +19,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl_cache.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/ssl_ticket.h>
 #include <psa/crypto.h>
 
@@ -78,7 +79,7 @@ load_ca(struct tls_ctx *t, const struct cfg *cfg, char *err, size_t errsz)
 		 * system bundles carry a few exotic ones; keep the rest. */
 		if (rc < 0) {
 			snprintf(err, errsz, "tls.ca_file %s: %s", cfg->ca_file,
-				 tls_strerror(rc, eb, sizeof(eb)));
+			         tls_strerror(rc, eb, sizeof(eb)));
 			return -1;
 		}
 		loaded = 1;
@@ -87,7 +88,7 @@ load_ca(struct tls_ctx *t, const struct cfg *cfg, char *err, size_t errsz)
 		rc = mbedtls_x509_crt_parse_path(&t->ca, cfg->ca_path);
 		if (rc < 0) {
 			snprintf(err, errsz, "tls.ca_path %s: %s", cfg->ca_path,
-				 tls_strerror(rc, eb, sizeof(eb)));
+			         tls_strerror(rc, eb, sizeof(eb)));
 			return -1;
 		}
 		loaded = 1;
@@ -103,9 +104,56 @@ static void
 conf_versions(mbedtls_ssl_config *c, const struct cfg *cfg)
 {
 	/* RFC 8461 §4.2 / RFC 8996: nothing below TLS 1.2. */
-	mbedtls_ssl_conf_min_tls_version(c, cfg->tls_min_version >= 13 ? MBEDTLS_SSL_VERSION_TLS1_3
-								       : MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_min_tls_version(c, cfg->tls_min_version >= 13
+	                                            ? MBEDTLS_SSL_VERSION_TLS1_3
+	                                            : MBEDTLS_SSL_VERSION_TLS1_2);
 	mbedtls_ssl_conf_max_tls_version(c, MBEDTLS_SSL_VERSION_TLS1_3);
+}
+
+/*
+ * No certificate configured for the client-facing STARTTLS: make a
+ * self-signed P-256 one for this process. Legacy clients that encrypt
+ * opportunistically don't verify it; it protects the local leg from
+ * passive capture only, which is all it claims.
+ */
+static int
+self_signed(struct tls_ctx *t, char *err, size_t errsz)
+{
+	mbedtls_x509write_cert w;
+	unsigned char serial[16], pem[4096];
+	char eb[128];
+	int rc;
+
+	mbedtls_x509write_crt_init(&w);
+	if ((rc = mbedtls_pk_setup(&t->srv_key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY))) !=
+	            0 ||
+	    (rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(t->srv_key),
+	                              mbedtls_ctr_drbg_random, &t->drbg)) != 0 ||
+	    (rc = mbedtls_ctr_drbg_random(&t->drbg, serial, sizeof(serial))) != 0)
+		goto fail;
+	serial[0] &= 0x7f; /* a positive INTEGER */
+	serial[0] |= 0x01;
+	mbedtls_x509write_crt_set_version(&w, MBEDTLS_X509_CRT_VERSION_3);
+	mbedtls_x509write_crt_set_md_alg(&w, MBEDTLS_MD_SHA256);
+	mbedtls_x509write_crt_set_subject_key(&w, &t->srv_key);
+	mbedtls_x509write_crt_set_issuer_key(&w, &t->srv_key);
+	if ((rc = mbedtls_x509write_crt_set_subject_name(&w, "CN=stsproxy")) != 0 ||
+	    (rc = mbedtls_x509write_crt_set_issuer_name(&w, "CN=stsproxy")) != 0 ||
+	    (rc = mbedtls_x509write_crt_set_serial_raw(&w, serial, sizeof(serial))) != 0 ||
+	    (rc = mbedtls_x509write_crt_set_validity(&w, "20250101000000", "20450101000000")) !=
+	            0 ||
+	    (rc = mbedtls_x509write_crt_pem(&w, pem, sizeof(pem), mbedtls_ctr_drbg_random,
+	                                    &t->drbg)) != 0 ||
+	    (rc = mbedtls_x509_crt_parse(&t->srv_cert, pem, strlen((char *)pem) + 1)) != 0)
+		goto fail;
+	mbedtls_x509write_crt_free(&w);
+	log_notice("tls: no client_cert configured, using a self-signed certificate for the "
+	           "client side");
+	return 0;
+fail:
+	mbedtls_x509write_crt_free(&w);
+	snprintf(err, errsz, "tls: self-signed certificate: %s", tls_strerror(rc, eb, sizeof(eb)));
+	return -1;
 }
 
 static int
@@ -123,34 +171,35 @@ setup_server(struct tls_ctx *t, const struct cfg *cfg, char *err, size_t errsz)
 	if (!cfg->client_tls)
 		return 0;
 	if (cfg->client_cert == NULL || cfg->client_key == NULL) {
-		snprintf(err, errsz, "tls.client_tls needs client_cert and client_key");
-		return -1;
-	}
-	if ((rc = mbedtls_x509_crt_parse_file(&t->srv_cert, cfg->client_cert)) != 0) {
-		snprintf(err, errsz, "tls.client_cert %s: %s", cfg->client_cert,
-			 tls_strerror(rc, eb, sizeof(eb)));
-		return -1;
-	}
-	if ((rc = mbedtls_pk_parse_keyfile(&t->srv_key, cfg->client_key, NULL,
-					   mbedtls_ctr_drbg_random, &t->drbg)) != 0) {
-		snprintf(err, errsz, "tls.client_key %s: %s", cfg->client_key,
-			 tls_strerror(rc, eb, sizeof(eb)));
-		return -1;
+		if (self_signed(t, err, errsz) == -1)
+			return -1;
+	} else {
+		if ((rc = mbedtls_x509_crt_parse_file(&t->srv_cert, cfg->client_cert)) != 0) {
+			snprintf(err, errsz, "tls.client_cert %s: %s", cfg->client_cert,
+			         tls_strerror(rc, eb, sizeof(eb)));
+			return -1;
+		}
+		if ((rc = mbedtls_pk_parse_keyfile(&t->srv_key, cfg->client_key, NULL,
+		                                   mbedtls_ctr_drbg_random, &t->drbg)) != 0) {
+			snprintf(err, errsz, "tls.client_key %s: %s", cfg->client_key,
+			         tls_strerror(rc, eb, sizeof(eb)));
+			return -1;
+		}
 	}
 	if ((rc = mbedtls_ssl_config_defaults(&t->server, MBEDTLS_SSL_IS_SERVER,
-					      MBEDTLS_SSL_TRANSPORT_STREAM,
-					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
+	                                      MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                      MBEDTLS_SSL_PRESET_DEFAULT)) != 0)
 		goto fail;
 	conf_versions(&t->server, cfg);
 	mbedtls_ssl_conf_rng(&t->server, mbedtls_ctr_drbg_random, &t->drbg);
 	mbedtls_ssl_conf_authmode(&t->server, MBEDTLS_SSL_VERIFY_NONE);
 	mbedtls_ssl_conf_session_cache(&t->server, &t->srv_cache, mbedtls_ssl_cache_get,
-				       mbedtls_ssl_cache_set);
+	                               mbedtls_ssl_cache_set);
 	if ((rc = mbedtls_ssl_ticket_setup(&t->srv_ticket, mbedtls_ctr_drbg_random, &t->drbg,
-					   MBEDTLS_CIPHER_AES_256_GCM, 86400)) != 0)
+	                                   MBEDTLS_CIPHER_AES_256_GCM, 86400)) != 0)
 		goto fail;
 	mbedtls_ssl_conf_session_tickets_cb(&t->server, mbedtls_ssl_ticket_write,
-					    mbedtls_ssl_ticket_parse, &t->srv_ticket);
+	                                    mbedtls_ssl_ticket_parse, &t->srv_ticket);
 	if ((rc = mbedtls_ssl_conf_own_cert(&t->server, &t->srv_cert, &t->srv_key)) != 0)
 		goto fail;
 	t->server_on = 2;
@@ -183,15 +232,15 @@ tls_new(const struct cfg *cfg, char *err, size_t errsz)
 	mbedtls_x509_crt_init(&t->ca);
 	mbedtls_ssl_config_init(&t->client);
 	if ((rc = mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy,
-					(const unsigned char *)pers, sizeof(pers) - 1)) != 0) {
+	                                (const unsigned char *)pers, sizeof(pers) - 1)) != 0) {
 		snprintf(err, errsz, "tls: rng: %s", tls_strerror(rc, eb, sizeof(eb)));
 		goto fail;
 	}
 	if (load_ca(t, cfg, err, errsz) == -1)
 		goto fail;
 	if ((rc = mbedtls_ssl_config_defaults(&t->client, MBEDTLS_SSL_IS_CLIENT,
-					      MBEDTLS_SSL_TRANSPORT_STREAM,
-					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+	                                      MBEDTLS_SSL_TRANSPORT_STREAM,
+	                                      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
 		snprintf(err, errsz, "tls: client config: %s", tls_strerror(rc, eb, sizeof(eb)));
 		goto fail;
 	}
@@ -200,14 +249,14 @@ tls_new(const struct cfg *cfg, char *err, size_t errsz)
 	mbedtls_ssl_conf_ca_chain(&t->client, &t->ca, NULL);
 	mbedtls_ssl_conf_authmode(&t->client, MBEDTLS_SSL_VERIFY_OPTIONAL);
 	t->resumption = cfg->tls_resumption;
-	mbedtls_ssl_conf_session_tickets(&t->client, t->resumption
-							     ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
-							     : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
+	mbedtls_ssl_conf_session_tickets(&t->client,
+	                                 t->resumption ? MBEDTLS_SSL_SESSION_TICKETS_ENABLED
+	                                               : MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 	/* Without this, TLS 1.3 tickets are dropped silently and every
 	 * connection pays a full handshake. */
 	mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets(
-		&t->client, t->resumption ? MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED
-					  : MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_DISABLED);
+	        &t->client, t->resumption ? MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_ENABLED
+	                                  : MBEDTLS_SSL_TLS1_3_SIGNAL_NEW_SESSION_TICKETS_DISABLED);
 	if (t->resumption) {
 		t->ncache = cfg->tls_cache_size > 0 ? cfg->tls_cache_size : 1000;
 		if ((t->cache = calloc((size_t)t->ncache, sizeof(*t->cache))) == NULL) {
@@ -257,7 +306,7 @@ cache_find(struct tls_ctx *t, const char *key)
 
 int
 tls_client_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *name,
-		 const char *cache_key)
+                 const char *cache_key)
 {
 	struct tls_cached *c;
 
@@ -269,8 +318,9 @@ tls_client_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *name,
 	if (mbedtls_ssl_set_hostname(ssl, name) != 0)
 		return -1;
 	if (t->resumption && cache_key != NULL && (c = cache_find(t, cache_key)) != NULL) {
-		if (time(NULL) - c->stored < TLS_CACHE_TTL)
-			(void)mbedtls_ssl_set_session(ssl, &c->session);
+		if (time(NULL) - c->stored < TLS_CACHE_TTL &&
+		    mbedtls_ssl_set_session(ssl, &c->session) == 0)
+			return 1;
 	}
 	return 0;
 }
@@ -330,7 +380,7 @@ tls_verify_peer(struct tls_ctx *t, const mbedtls_ssl_context *ssl, const char *n
 	if (peer == NULL)
 		return MBEDTLS_X509_BADCERT_MISSING;
 	if (mbedtls_x509_crt_verify((mbedtls_x509_crt *)peer, &t->ca, NULL, name, &flags, NULL,
-				    NULL) != 0 &&
+	                            NULL) != 0 &&
 	    flags == 0)
 		flags = MBEDTLS_X509_BADCERT_OTHER;
 	return flags;
@@ -369,7 +419,7 @@ tls_verify_reason(uint32_t flags)
 	if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
 		return "name-mismatch";
 	if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
-		     MBEDTLS_X509_BADCERT_BAD_KEY))
+	             MBEDTLS_X509_BADCERT_BAD_KEY))
 		return "weak-certificate";
 	return "invalid";
 }

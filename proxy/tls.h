@@ -27,9 +27,10 @@ void tls_free(struct tls_ctx *t);
 
 /* Set up ssl as a client toward a server. name may be NULL (no SNI, no
  * name check). cache_key identifies the server for resumption (name and
- * address); NULL disables resumption for this connection. Returns 0/-1. */
+ * address); NULL disables resumption for this connection. Returns 1 when
+ * a cached session is offered for resumption, 0 when not, -1 on error. */
 int tls_client_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *name,
-		     const char *cache_key);
+                     const char *cache_key);
 /* Remember ssl's session under cache_key (after handshake or a new ticket). */
 void tls_client_save(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *cache_key);
 
