@@ -21,18 +21,19 @@
 struct mxfind_host {
 	int preference;
 	char name[256];
-	int implicit;                  /* no MX record: the domain itself */
+	int implicit; /* no MX record: the domain itself */
 	enum dns_status addr_status;
 	int naddrs;
 	struct dns_addr addrs[MXFIND_MAXADDRS];
-	int matches_dest;              /* one of addrs equals the destination */
+	int matches_dest; /* one of addrs equals the destination */
 };
 
 struct mxfind_result {
-	enum dns_status mx_status;     /* of the MX lookup itself */
+	enum dns_status mx_status; /* of the MX lookup itself */
 	int nhosts;
 	struct mxfind_host hosts[MXFIND_MAXHOSTS];
-	int match;                     /* index of the first host matching the destination, or -1 */
+	int match;   /* index of the first host matching the destination, or -1 */
+	int null_mx; /* the domain accepts no mail (RFC 7505); nhosts is 0 */
 };
 
 struct mxfind;
@@ -44,8 +45,10 @@ typedef void mxfind_cb(void *arg, const struct mxfind_result *res);
  * (resolve the MX set only). The port in dest is ignored.
  */
 struct mxfind *mxfind_start(struct dns *d, const char *domain, const struct sockaddr *dest,
-			    mxfind_cb *cb, void *arg);
-void mxfind_cancel(struct mxfind *m); /* NULL-safe */
+                            mxfind_cb *cb, void *arg);
+/* NULL-safe; harmless from inside m's own callback. Cancel every mxfind
+ * before dns_free(). */
+void mxfind_cancel(struct mxfind *m);
 
 /* Do two socket addresses have the same IP (port ignored; v4-mapped v6 = v4)? */
 int mxfind_same_ip(const struct sockaddr *a, const struct sockaddr *b);

@@ -27,38 +27,45 @@ struct detect_cat {
 	int corroborates;
 };
 
+/*
+ * Severity choices, each for a reason:
+ *  - ehlo_starttls_in_greeting_line: Cisco documents real servers that
+ *    print "250-STARTTLS" before their name: a broken server, not a box
+ *    on the path, so it does not corroborate;
+ *  - ehlo_refused: a HELO-only server is ancient but real;
+ *  - plaintext_injection (client side): the relay discards the bytes, so
+ *    the attack failed; what is left to say is that someone tried;
+ *  - tls_cert_untrusted / _name_mismatch / _expired / _invalid: many MX
+ *    hosts present self-signed or mismatched certificates (RFC 7672 §1.3):
+ *    alone, a fact about the server, not an attack;
+ *  - tls_cert_changed: certificates rotate every few months.
+ */
 static const struct detect_cat detect_cat[DETECT_EV_COUNT] = {
-	[DETECT_EV_NONE] = {"none", DETECT_SEV_INFO, 0},
-	[DETECT_EV_STARTTLS_NOT_ADVERTISED] = {"starttls_not_advertised", DETECT_SEV_INFO, 0},
-	[DETECT_EV_STARTTLS_GARBLED] = {"starttls_garbled", DETECT_SEV_ALERT, 1},
-	[DETECT_EV_EHLO_EMPTY_LINE] = {"ehlo_empty_line", DETECT_SEV_NOTICE, 1},
-	[DETECT_EV_EHLO_MALFORMED_LINE] = {"ehlo_malformed_line", DETECT_SEV_NOTICE, 1},
-	[DETECT_EV_EHLO_KEYWORD_MASKED] = {"ehlo_keyword_masked", DETECT_SEV_NOTICE, 1},
-	/* Cisco documents real servers that print "250-STARTTLS" before
-	 * their name: a broken server, not a box on the path. */
-	[DETECT_EV_EHLO_STARTTLS_IN_GREETING_LINE] = {"ehlo_starttls_in_greeting_line",
-						      DETECT_SEV_NOTICE, 0},
-	[DETECT_EV_BANNER_MASKED] = {"banner_masked", DETECT_SEV_NOTICE, 1},
-	/* A HELO-only server is ancient but real. */
-	[DETECT_EV_EHLO_REFUSED] = {"ehlo_refused", DETECT_SEV_NOTICE, 0},
-	[DETECT_EV_EHLO_COMMAND_REWRITTEN] = {"ehlo_command_rewritten", DETECT_SEV_WARNING, 1},
-	[DETECT_EV_STARTTLS_REFUSED] = {"starttls_refused", DETECT_SEV_INFO, 0},
-	[DETECT_EV_STARTTLS_REJECTED_AFTER_ADVERTISED] = {"starttls_rejected_after_advertised",
-							  DETECT_SEV_WARNING, 0},
-	[DETECT_EV_STARTTLS_REPLY_PIPELINED] = {"starttls_reply_pipelined", DETECT_SEV_ALERT, 0},
-	[DETECT_EV_PLAINTEXT_INJECTION] = {"plaintext_injection", DETECT_SEV_ALERT, 0},
-	[DETECT_EV_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed", DETECT_SEV_WARNING, 0},
-	[DETECT_EV_TLS_VERSION_TOO_LOW] = {"tls_version_too_low", DETECT_SEV_WARNING, 0},
-	/* Many MX hosts present self-signed or mismatched certificates
-	 * (RFC 7672 §1.3 calls verification of MX certificates rare):
-	 * alone, that is a fact about the server, not an attack. */
-	[DETECT_EV_TLS_CERT_UNTRUSTED] = {"tls_cert_untrusted", DETECT_SEV_NOTICE, 0},
-	[DETECT_EV_TLS_CERT_NAME_MISMATCH] = {"tls_cert_name_mismatch", DETECT_SEV_NOTICE, 0},
-	[DETECT_EV_TLS_CERT_EXPIRED] = {"tls_cert_expired", DETECT_SEV_NOTICE, 0},
-	/* Certificates rotate every few months: a change alone is routine. */
-	[DETECT_EV_TLS_CERT_CHANGED] = {"tls_cert_changed", DETECT_SEV_NOTICE, 0},
-	[DETECT_EV_STARTTLS_DOWNGRADE_VS_MEMORY] = {"starttls_downgrade_vs_memory",
-						    DETECT_SEV_ALERT, 0},
+        [DETECT_EV_NONE] = {"none", DETECT_SEV_INFO, 0},
+        [DETECT_EV_STARTTLS_NOT_ADVERTISED] = {"starttls_not_advertised", DETECT_SEV_INFO, 0},
+        [DETECT_EV_STARTTLS_GARBLED] = {"starttls_garbled", DETECT_SEV_ALERT, 1},
+        [DETECT_EV_EHLO_EMPTY_LINE] = {"ehlo_empty_line", DETECT_SEV_NOTICE, 1},
+        [DETECT_EV_EHLO_MALFORMED_LINE] = {"ehlo_malformed_line", DETECT_SEV_NOTICE, 1},
+        [DETECT_EV_EHLO_KEYWORD_MASKED] = {"ehlo_keyword_masked", DETECT_SEV_NOTICE, 1},
+        [DETECT_EV_EHLO_STARTTLS_IN_GREETING_LINE] = {"ehlo_starttls_in_greeting_line",
+                                                      DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_BANNER_MASKED] = {"banner_masked", DETECT_SEV_NOTICE, 1},
+        [DETECT_EV_EHLO_REFUSED] = {"ehlo_refused", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_EHLO_COMMAND_REWRITTEN] = {"ehlo_command_rewritten", DETECT_SEV_WARNING, 1},
+        [DETECT_EV_STARTTLS_REFUSED] = {"starttls_refused", DETECT_SEV_INFO, 0},
+        [DETECT_EV_STARTTLS_REJECTED_AFTER_ADVERTISED] = {"starttls_rejected_after_advertised",
+                                                          DETECT_SEV_WARNING, 0},
+        [DETECT_EV_STARTTLS_REPLY_PIPELINED] = {"starttls_reply_pipelined", DETECT_SEV_ALERT, 0},
+        [DETECT_EV_PLAINTEXT_INJECTION] = {"plaintext_injection", DETECT_SEV_WARNING, 0},
+        [DETECT_EV_TLS_HANDSHAKE_FAILED] = {"tls_handshake_failed", DETECT_SEV_WARNING, 0},
+        [DETECT_EV_TLS_VERSION_TOO_LOW] = {"tls_version_too_low", DETECT_SEV_WARNING, 0},
+        [DETECT_EV_TLS_CERT_UNTRUSTED] = {"tls_cert_untrusted", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_TLS_CERT_NAME_MISMATCH] = {"tls_cert_name_mismatch", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_TLS_CERT_EXPIRED] = {"tls_cert_expired", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_TLS_CERT_INVALID] = {"tls_cert_invalid", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_TLS_CERT_CHANGED] = {"tls_cert_changed", DETECT_SEV_NOTICE, 0},
+        [DETECT_EV_STARTTLS_DOWNGRADE_VS_MEMORY] = {"starttls_downgrade_vs_memory",
+                                                    DETECT_SEV_ALERT, 0},
 };
 
 static int
@@ -217,7 +224,7 @@ detect_set_evidence(struct detect_finding *f, const char *s, size_t len)
 /* Add ev with reply line i of r as evidence. */
 static struct detect_finding *
 detect_add_line(struct detect_findings *out, enum detect_event ev, const struct smtp_reply *r,
-		int i, int count)
+                int i, int count)
 {
 	struct detect_finding *f;
 	const char *line;
@@ -564,7 +571,8 @@ detect_has_x_run(const char *t, size_t len)
 
 		while (i < len && (t[i] == 'X' || t[i] == 'x'))
 			i++;
-		if (i - start >= 4 && (start == 0 || !detect_isalnum((unsigned char)t[start - 1])) &&
+		if (i - start >= 4 &&
+		    (start == 0 || !detect_isalnum((unsigned char)t[start - 1])) &&
 		    (i == len || !detect_isalnum((unsigned char)t[i])))
 			return 1;
 		if (i == start)
@@ -597,7 +605,7 @@ detect_ehlo_refused(const struct smtp_reply *r, struct detect_findings *out)
 
 void
 detect_starttls_reply(const struct smtp_reply *r, int advertised, size_t trailing_bytes,
-		      struct detect_findings *out)
+                      struct detect_findings *out)
 {
 	struct detect_finding *f;
 
@@ -610,17 +618,19 @@ detect_starttls_reply(const struct smtp_reply *r, int advertised, size_t trailin
 		 * real server waits for our ClientHello; a man in the
 		 * middle injecting responses does not. */
 		if (trailing_bytes > 0 &&
-		    (f = detect_add_line(out, DETECT_EV_STARTTLS_REPLY_PIPELINED, r,
-					 r->nlines - 1, 1)) != NULL)
+		    (f = detect_add_line(out, DETECT_EV_STARTTLS_REPLY_PIPELINED, r, r->nlines - 1,
+		                         1)) != NULL) {
 			f->bytes = trailing_bytes;
+			f->direction = DETECT_FROM_SERVER;
+		}
 		return;
 	}
 	/* RFC 3207 §4: 454 (TLS not available) or 501. After an offer,
 	 * that is a broken server or an attacker swapping the 220. */
 	detect_add_line(out,
-			advertised ? DETECT_EV_STARTTLS_REJECTED_AFTER_ADVERTISED
-				   : DETECT_EV_STARTTLS_REFUSED,
-			r, 0, 1);
+	                advertised ? DETECT_EV_STARTTLS_REJECTED_AFTER_ADVERTISED
+	                           : DETECT_EV_STARTTLS_REFUSED,
+	                r, 0, 1);
 }
 
 void
@@ -650,6 +660,9 @@ detect_tls_failure(enum detect_tls_kind kind, const char *detail, struct detect_
 	case DETECT_TLS_CHANGED:
 		ev = DETECT_EV_TLS_CERT_CHANGED;
 		break;
+	case DETECT_TLS_INVALID:
+		ev = DETECT_EV_TLS_CERT_INVALID;
+		break;
 	default:
 		return;
 	}
@@ -659,15 +672,21 @@ detect_tls_failure(enum detect_tls_kind kind, const char *detail, struct detect_
 
 void
 detect_injection(enum detect_direction dir, size_t bytes, const char *sample, size_t samplelen,
-		 struct detect_findings *out)
+                 struct detect_findings *out)
 {
 	struct detect_finding *f;
 
 	if (out == NULL || bytes == 0)
 		return;
-	if ((f = detect_add(out, DETECT_EV_PLAINTEXT_INJECTION)) == NULL)
+	/* Anything but the client is the upstream side: the dangerous one,
+	 * whose bytes would be read as if they had come over TLS. */
+	if (dir != DETECT_FROM_CLIENT)
+		dir = DETECT_FROM_SERVER;
+	if ((f = detect_add(out, dir == DETECT_FROM_CLIENT ? DETECT_EV_PLAINTEXT_INJECTION
+	                                                   : DETECT_EV_STARTTLS_REPLY_PIPELINED)) ==
+	    NULL)
 		return;
-	f->direction = (dir == DETECT_FROM_CLIENT) ? DETECT_FROM_CLIENT : DETECT_FROM_SERVER;
+	f->direction = dir;
 	f->bytes = bytes;
 	if (sample != NULL)
 		detect_set_evidence(f, sample, samplelen);
@@ -708,9 +727,9 @@ detect_combine(struct detect_findings *f, const struct detect_memory *mem)
 			continue;
 		if (corro < 0 && detect_cat[ev].corroborates)
 			corro = i;
-		if (certbad < 0 && (ev == DETECT_EV_TLS_CERT_UNTRUSTED ||
-				    ev == DETECT_EV_TLS_CERT_NAME_MISMATCH ||
-				    ev == DETECT_EV_TLS_CERT_EXPIRED))
+		if (certbad < 0 &&
+		    (ev == DETECT_EV_TLS_CERT_UNTRUSTED || ev == DETECT_EV_TLS_CERT_NAME_MISMATCH ||
+		     ev == DETECT_EV_TLS_CERT_EXPIRED || ev == DETECT_EV_TLS_CERT_INVALID))
 			certbad = i;
 	}
 
@@ -741,6 +760,7 @@ detect_combine(struct detect_findings *f, const struct detect_memory *mem)
 		case DETECT_EV_TLS_VERSION_TOO_LOW:
 		case DETECT_EV_TLS_CERT_UNTRUSTED:
 		case DETECT_EV_TLS_CERT_NAME_MISMATCH:
+		case DETECT_EV_TLS_CERT_INVALID:
 			/* TLS with this MX worked last time: a failure now is
 			 * more likely interference. One level only: servers do
 			 * break their TLS. Not for expiry, which is the

@@ -55,6 +55,7 @@ enum detect_event {
 	DETECT_EV_TLS_CERT_UNTRUSTED,
 	DETECT_EV_TLS_CERT_NAME_MISMATCH,
 	DETECT_EV_TLS_CERT_EXPIRED,
+	DETECT_EV_TLS_CERT_INVALID,
 	DETECT_EV_TLS_CERT_CHANGED,
 	DETECT_EV_STARTTLS_DOWNGRADE_VS_MEMORY,
 	DETECT_EV_COUNT
@@ -68,12 +69,15 @@ enum detect_tls_kind {
 	DETECT_TLS_NAME,          /* certificate does not name the MX host */
 	DETECT_TLS_EXPIRED,       /* certificate expired or not yet valid */
 	DETECT_TLS_CHANGED,       /* fingerprint differs from the one remembered (TOFU) */
+	DETECT_TLS_INVALID,       /* rejected otherwise: revoked, weak key or hash, missing */
 };
 
 /* Where injected plaintext came from, for detect_injection(). */
 enum detect_direction {
-	DETECT_FROM_SERVER = 1, /* upstream: bytes after the server's 220 to STARTTLS */
-	DETECT_FROM_CLIENT,     /* downstream: bytes after the client's STARTTLS command */
+	DETECT_FROM_SERVER = 1, /* upstream: bytes after the server's 220 to STARTTLS
+				   (starttls_reply_pipelined) */
+	DETECT_FROM_CLIENT,     /* downstream: bytes after the client's STARTTLS command
+				   (plaintext_injection) */
 };
 
 struct detect_finding {
@@ -84,15 +88,15 @@ struct detect_finding {
 	 * what TOFU memory says about the MX. */
 	enum detect_event escalated_by;
 	int escalated_by_memory;
-	int line;          /* 0-based index of the evidence line in its reply, -1 if none */
-	int code;          /* reply code of the evidence reply, 0 if none */
-	int count;         /* lines (or occurrences) that matched; evidence is the first */
-	size_t bytes;      /* starttls_reply_pipelined, plaintext_injection: bytes seen */
-	enum detect_direction direction; /* plaintext_injection only, else 0 */
+	int line;     /* 0-based index of the evidence line in its reply, -1 if none */
+	int code;     /* reply code of the evidence reply, 0 if none */
+	int count;    /* lines (or occurrences) that matched; evidence is the first */
+	size_t bytes; /* starttls_reply_pipelined, plaintext_injection: bytes seen */
+	enum detect_direction direction; /* those two events: which side sent them, else 0 */
 	long long remembered; /* starttls_downgrade_vs_memory: last time STARTTLS was seen
 				 (seconds since the epoch, 0 if unknown) */
-	int truncated;     /* evidence was cut at DETECT_EVIDENCE_MAX */
-	int emitted;       /* for the caller: set it once logged; detect only zeroes it */
+	int truncated;        /* evidence was cut at DETECT_EVIDENCE_MAX */
+	int emitted;          /* for the caller: set it once logged; detect only zeroes it */
 	/*
 	 * The offending line (or detail) as printable ASCII, NUL-terminated:
 	 * every byte outside 0x20..0x7e and every '%', '"' and '\\' is written
@@ -111,9 +115,10 @@ struct detect_findings {
 
 /* What TOFU memory says about the MX, for detect_combine(). */
 struct detect_memory {
-	int starttls_offered; /* the MX advertised STARTTLS before (the relay may age this) */
-	int tls_ok_last;      /* the last TLS session with this MX succeeded */
-	long long last_offered; /* when STARTTLS was last seen, seconds since the epoch; 0 if unknown */
+	int starttls_offered;   /* the MX advertised STARTTLS before (the relay may age this,
+				 see tofu_offered_within()) */
+	int tls_ok_last;        /* the last TLS session with this MX succeeded */
+	long long last_offered; /* when STARTTLS was last seen (epoch seconds), 0 if unknown */
 };
 
 void detect_init(struct detect_findings *out);
@@ -156,32 +161,36 @@ void detect_ehlo_refused(const struct smtp_reply *r, struct detect_findings *out
  * handshake began (must be 0; RFC 3207 §4.2 / CVE-2011-0411 class).
  */
 void detect_starttls_reply(const struct smtp_reply *r, int advertised, size_t trailing_bytes,
-			   struct detect_findings *out);
+                           struct detect_findings *out);
 
 /* A TLS failure toward the server; detail (may be NULL) becomes the evidence. */
-void detect_tls_failure(enum detect_tls_kind kind, const char *detail,
-			struct detect_findings *out);
+void detect_tls_failure(enum detect_tls_kind kind, const char *detail, struct detect_findings *out);
 
 /*
  * Plaintext buffered at the moment of the TLS switch: bytes in all, sample
- * (samplelen bytes, may be NULL) as evidence. Nothing is added for bytes 0.
+ * (samplelen bytes, may be NULL) as evidence. From the server that is
+ * starttls_reply_pipelined (the same event detect_starttls_reply() gives
+ * for trailing_bytes; use this one when the bytes are found later than the
+ * reply), from the client plaintext_injection. Nothing is added for 0 bytes.
  */
-void detect_injection(enum detect_direction dir, size_t bytes, const char *sample,
-		      size_t samplelen, struct detect_findings *out);
+void detect_injection(enum detect_direction dir, size_t bytes, const char *sample, size_t samplelen,
+                      struct detect_findings *out);
 
 /*
- * Weigh the findings together (idempotent; call after the EHLO phase and
- * again after the TLS phase, before emitting). mem may be NULL (no memory).
+ * Weigh the findings together: call after the EHLO phase and again after
+ * the TLS phase, before emitting. mem may be NULL (no memory).
  *  - starttls_not_advertised becomes ALERT when a corroborating finding
  *    (banner_masked, starttls_garbled, ehlo_empty_line, ehlo_malformed_line,
  *    ehlo_keyword_masked, ehlo_command_rewritten) is present;
  *  - with mem->starttls_offered, starttls_not_advertised becomes ALERT and
  *    starttls_downgrade_vs_memory (ALERT) is added;
  *  - with mem->tls_ok_last, starttls_rejected_after_advertised,
- *    tls_handshake_failed, tls_version_too_low, tls_cert_untrusted and
- *    tls_cert_name_mismatch go up one severity level;
+ *    tls_handshake_failed, tls_version_too_low, tls_cert_untrusted,
+ *    tls_cert_name_mismatch and tls_cert_invalid go up one severity level
+ *    (never tls_cert_expired);
  *  - tls_cert_changed becomes ALERT next to tls_cert_untrusted,
- *    tls_cert_name_mismatch or tls_cert_expired.
+ *    tls_cert_name_mismatch, tls_cert_expired or tls_cert_invalid.
+ * Idempotent except for dropped when the array is full.
  */
 void detect_combine(struct detect_findings *f, const struct detect_memory *mem);
 

@@ -19,23 +19,23 @@ struct ehlo_kw {
 };
 
 static const struct ehlo_kw ehlo_kws[] = {
-	{"STARTTLS", EHLO_STARTTLS},
-	{"PIPELINING", EHLO_PIPELINING},
-	{"SIZE", EHLO_SIZE},
-	{"8BITMIME", EHLO_8BITMIME},
-	{"SMTPUTF8", EHLO_SMTPUTF8},
-	{"DSN", EHLO_DSN},
-	{"ENHANCEDSTATUSCODES", EHLO_ENHANCEDSTATUSCODES},
-	{"CHUNKING", EHLO_CHUNKING},
-	{"BINARYMIME", EHLO_BINARYMIME},
-	{"AUTH", EHLO_AUTH},
-	{"REQUIRETLS", EHLO_REQUIRETLS},
-	{"XCLIENT", EHLO_XCLIENT},
-	{"XFORWARD", EHLO_XFORWARD},
-	{"ETRN", EHLO_ETRN},
-	{"VRFY", EHLO_VRFY},
-	{"DELIVERBY", EHLO_DELIVERBY},
-	{"MTRK", EHLO_MTRK},
+        {"STARTTLS", EHLO_STARTTLS},
+        {"PIPELINING", EHLO_PIPELINING},
+        {"SIZE", EHLO_SIZE},
+        {"8BITMIME", EHLO_8BITMIME},
+        {"SMTPUTF8", EHLO_SMTPUTF8},
+        {"DSN", EHLO_DSN},
+        {"ENHANCEDSTATUSCODES", EHLO_ENHANCEDSTATUSCODES},
+        {"CHUNKING", EHLO_CHUNKING},
+        {"BINARYMIME", EHLO_BINARYMIME},
+        {"AUTH", EHLO_AUTH},
+        {"REQUIRETLS", EHLO_REQUIRETLS},
+        {"XCLIENT", EHLO_XCLIENT},
+        {"XFORWARD", EHLO_XFORWARD},
+        {"ETRN", EHLO_ETRN},
+        {"VRFY", EHLO_VRFY},
+        {"DELIVERBY", EHLO_DELIVERBY},
+        {"MTRK", EHLO_MTRK},
 };
 
 static char
@@ -187,7 +187,7 @@ ehlo_put(char *out, size_t outsz, size_t *pos, const char *s, size_t n)
 /* Line i (0-based) as the client gets it: its code, "-" or " ", text. */
 static int
 ehlo_put_line(char *out, size_t outsz, size_t *pos, const char *code, const char *t, size_t len,
-	      int last)
+              int last)
 {
 	if (ehlo_put(out, outsz, pos, code, 3) < 0)
 		return -1;

@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "cfg.h"
+#include "cli.h"
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
@@ -24,6 +25,7 @@
 #include "proxy.h"
 #include "session.h"
 #include "tls.h"
+#include "tofu.h"
 
 #define STSPROXY_VERSION "0.1.0"
 #define DRAIN_MAX        60.0 /* seconds SIGTERM waits for sessions to finish */
@@ -95,6 +97,43 @@ on_hup(struct ev_loop *loop, ev_signal *w, int revents)
 		log_notice("SIGHUP: log reopened");
 }
 
+/* Persist the per-MX memory now and then, not per session. */
+#define TOFU_SAVE_INTERVAL 60.0
+
+static void
+on_tofu_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct proxy *px = w->data;
+
+	if (tofu_dirty(px->tofu) && tofu_save(px->tofu) == -1)
+		log_warn("tofu: saving the MX memory");
+}
+
+static void
+tofu_open(struct proxy *px, const struct cfg *cfg)
+{
+	char path[4096];
+	struct tofu_report rep;
+
+	path[0] = '\0';
+	if (cfg->state_dir != NULL)
+		snprintf(path, sizeof(path), "%s/tofu.db", cfg->state_dir);
+	if ((px->tofu = tofu_new(path[0] ? path : NULL, 0)) == NULL)
+		fatal("tofu");
+	memset(&rep, 0, sizeof(rep));
+	if (path[0] && tofu_load(px->tofu, &rep) == -1 && errno != ENOENT)
+		log_warn("tofu: %s", path);
+	if (rep.damaged > 0)
+		log_warnx("tofu: %s: %zu damaged lines skipped (first at line %ld: %s)", path,
+		          rep.damaged, rep.first_bad_line, rep.first_bad_reason);
+	if (path[0])
+		log_info("tofu: %zu MX hosts remembered from %s", rep.loaded, path);
+	ev_timer_init(&px->tofu_timer, on_tofu_timer, TOFU_SAVE_INTERVAL, TOFU_SAVE_INTERVAL);
+	px->tofu_timer.data = px;
+	if (path[0])
+		ev_timer_start(px->loop, &px->tofu_timer);
+}
+
 static void
 raise_nofile(int want)
 {
@@ -127,7 +166,8 @@ run(struct cfg *cfg)
 		fatalx("%s", err);
 	if ((px.dns = dns_new(px.loop, cfg, err, sizeof(err))) == NULL)
 		fatalx("dns: %s", err);
-	if ((px.policy = policy_new(px.loop, px.dns, err, sizeof(err))) == NULL)
+	tofu_open(&px, cfg);
+	if ((px.policy = policy_new(px.loop, px.dns, cfg, err, sizeof(err))) == NULL)
 		fatalx("policy: %s", err);
 	if ((px.listeners = calloc((size_t)cfg->nlisteners, sizeof(*px.listeners))) == NULL)
 		fatal("listeners");
@@ -171,6 +211,10 @@ run(struct cfg *cfg)
 	for (int i = 0; i < px.nlisteners; i++)
 		listener_close(&px.listeners[i]);
 	free(px.listeners);
+	ev_timer_stop(px.loop, &px.tofu_timer);
+	if (tofu_dirty(px.tofu) && tofu_save(px.tofu) == -1)
+		log_warn("tofu: saving the MX memory");
+	tofu_free(px.tofu);
 	policy_free(px.policy);
 	dns_free(px.dns);
 	tls_free(px.tls);
@@ -194,6 +238,12 @@ main(int argc, char *argv[])
 	int check = 0, debug = 0, verbose = 0, ch, rc;
 	struct cfg *cfg;
 	char err[1024];
+
+	/* Operator tools: "stsproxy policy DOMAIN", "stsproxy cache ..." */
+	if (argc > 1 && strcmp(argv[1], "policy") == 0)
+		return cli_policy_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "cache") == 0)
+		return cli_cache_main(argc - 1, argv + 1);
 
 	while ((ch = getopt_long(argc, argv, "c:tdvVh", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "cfg.h"
+#include "detect.h"
 #include "ehlo.h"
 #include "log.h"
 #include "monitor.h"
@@ -94,34 +95,29 @@ obs_reply(struct session *s, struct smtp_reply *r, size_t trailing, const char *
 	}
 	if (!o->greeted) {
 		o->greeted = 1;
+		s->upstream_greeted = 1;
+		detect_greeting(r, &s->findings);
 		return;
 	}
 	verb = queue_pop(o);
 	switch (verb) {
 	case SMTP_CMD_EHLO:
-		if (smtp_reply_class(r) == 2) {
-			struct ehlo_caps caps;
-			ehlo_parse(r, &caps);
-			o->starttls_advertised = (caps.caps & EHLO_STARTTLS) != 0;
+		if (smtp_reply_class(r) == 2 && !o->starttls_advertised) {
+			o->starttls_advertised = detect_ehlo(r, &s->findings);
 			s->starttls_advertised = o->starttls_advertised;
-			if (!o->starttls_advertised)
-				session_event(s, "starttls_not_advertised", "info", NULL, NULL, 0);
 		} else if (smtp_reply_class(r) == 5) {
-			session_event(s, "ehlo_refused", "notice", NULL, first, l);
+			detect_ehlo_refused(r, &s->findings);
 		}
+		session_memory(s);
+		session_findings(s);
 		break;
 	case SMTP_CMD_STARTTLS:
+		s->tls_tried = 1;
+		detect_starttls_reply(r, o->starttls_advertised, trailing, &s->findings);
+		session_findings(s);
 		if (r->code == 220) {
-			if (trailing > 0)
-				session_event(s, "plaintext_injection", "alert", NULL, trail,
-				              trailing);
 			s->tls_ok = 1; /* negotiated by the client itself */
 			obs_lost(s, "STARTTLS accepted, the rest is TLS");
-		} else {
-			session_event(s,
-			              o->starttls_advertised ? "starttls_refused"
-			                                     : "starttls_refused_not_advertised",
-			              o->starttls_advertised ? "warning" : "info", NULL, first, l);
 		}
 		break;
 	case SMTP_CMD_DATA:
@@ -201,9 +197,11 @@ obs_client_line(struct session *s, const char *line, size_t len, size_t trailing
 		break;
 	}
 	case SMTP_CMD_STARTTLS:
-		if (trailing > 0)
-			session_event(s, "client_pipelined_after_starttls", "warning", NULL, trail,
-			              trailing);
+		if (trailing > 0) {
+			detect_injection(DETECT_FROM_CLIENT, trailing, trail, trailing,
+			                 &s->findings);
+			session_findings(s);
+		}
 		break;
 	default:
 		break;

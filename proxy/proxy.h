@@ -18,6 +18,7 @@ struct dns;
 struct policy_engine;
 struct session;
 struct listener;
+struct tofu;
 
 TAILQ_HEAD(session_list, session);
 
@@ -28,6 +29,7 @@ struct proxy_stats {
 	unsigned long long tls_upgraded;  /* sessions upgraded to TLS upstream */
 	unsigned long long plaintext;     /* sessions that went on in plaintext */
 	unsigned long long refused;       /* sessions refused (limits, self-relay) */
+	unsigned long long events;        /* findings logged */
 };
 
 struct proxy {
@@ -36,6 +38,8 @@ struct proxy {
 	struct tls_ctx *tls;
 	struct dns *dns;
 	struct policy_engine *policy;
+	struct tofu *tofu; /* per-MX memory (state_dir/tofu.db), may be memory-only */
+	ev_timer tofu_timer;
 	struct listener *listeners;
 	int nlisteners;
 

@@ -33,6 +33,8 @@
 #include "smtp_reply.h"
 #include "tls.h"
 
+#include <mbedtls/x509.h>
+
 static void relay_enter(struct session *s, enum relay_state st);
 static void relay_on_reply(struct session *s, struct smtp_reply *r);
 static void client_process(struct session *s);
@@ -475,6 +477,10 @@ start_starttls(struct session *s)
 {
 	s->tls_tried = 1;
 	choose_sni(s);
+	/* Now the MX is known: what did it offer before? (detect_combine
+	 * turns a missing STARTTLS into an alert if it used to offer it.) */
+	session_memory(s);
+	session_findings(s);
 	if (server_sendf(s, "STARTTLS") == -1) {
 		fail_session(s, "error", "cannot write to %s", s->dest_text);
 		return;
@@ -511,8 +517,8 @@ static void
 tls_failed(struct session *s, const char *why)
 {
 	session_log(s, LOG_NOTICE, "TLS handshake with %s failed: %s", s->dest_text, why);
-	session_event(s, "tls_handshake_failed", "warning", s->cur ? s->cur->name : NULL, why,
-	              strlen(why));
+	detect_tls_failure(DETECT_TLS_HANDSHAKE, why, &s->findings);
+	session_findings(s);
 	/* The connection is unusable after a failed handshake. A plaintext
 	 * retry (a new connection, no STARTTLS) is made only for recipients
 	 * whose policy allows plaintext (rcpt_advance). */
@@ -538,16 +544,22 @@ tls_ready(struct session *s)
 	session_log(s, LOG_INFO, "TLS established with %s: %s %s, sni=%s, certificate %s",
 	            s->dest_text, io_tls_version(&s->server), io_tls_cipher(&s->server),
 	            s->sni[0] ? s->sni : "(none)", tls_verify_reason(s->tls_verify));
-	if (s->tls_verify != 0 && s->sni[0]) {
-		const char *why = tls_verify_reason(s->tls_verify);
-		char ev[64];
-		snprintf(ev, sizeof(ev), "tls_cert_%s",
-		         strcmp(why, "name-mismatch") == 0 ? "name_mismatch"
-		         : strcmp(why, "expired") == 0     ? "expired"
-		         : strcmp(why, "untrusted") == 0   ? "untrusted"
-		                                           : "invalid");
-		session_event(s, ev, "warning", s->cur ? s->cur->name : NULL, why, strlen(why));
+	(void)tls_peer_fingerprint(ssl, s->tls_fingerprint, sizeof(s->tls_fingerprint));
+	if (s->tls_verify != 0) {
+		uint32_t v = s->tls_verify;
+		enum detect_tls_kind kind =
+		        (v & MBEDTLS_X509_BADCERT_NOT_TRUSTED) ? DETECT_TLS_UNTRUSTED
+		        : (v & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
+		                ? DETECT_TLS_EXPIRED
+		        : (v & MBEDTLS_X509_BADCERT_CN_MISMATCH) ? DETECT_TLS_NAME
+		                                                 : DETECT_TLS_INVALID;
+		/* Without a name there is nothing to mismatch: only report
+		 * what the chain itself says. */
+		if (kind != DETECT_TLS_NAME || s->sni[0])
+			detect_tls_failure(kind, tls_verify_reason(v), &s->findings);
 	}
+	session_memory(s); /* also compares the certificate with the remembered one */
+	session_findings(s);
 	/* RFC 3207 §4.2: forget what was learned before TLS and EHLO again. */
 	memset(&s->caps, 0, sizeof(s->caps));
 	if (server_sendf(s, "EHLO %s", s->helo_name[0] ? s->helo_name : "localhost") == -1) {
@@ -636,6 +648,7 @@ policy_found(void *arg, const struct tls_req *req)
 	struct session_domain *d = s->cur;
 	struct mxfind *m;
 
+	s->polq = NULL;
 	d->req = *req;
 	/* In upgrade mode a remote MTA-STS "enforce" policy is reported like
 	 * "testing": only enforce mode lets a published policy defer mail.
@@ -791,7 +804,8 @@ handle_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line, siz
 		return;
 	}
 	q = policy_lookup(s->px->policy, s->cfg, domain, policy_found, s);
-	(void)q; /* synchronous today; kept for cancellation when async */
+	if (q != NULL && !s->closed)
+		s->polq = q;
 }
 
 /* ------------------------------------------------------------------ */
@@ -806,20 +820,17 @@ handle_ehlo_reply(struct session *s, struct smtp_reply *r)
 
 	if (smtp_reply_class(r) != 2 || s->helo_verb != SMTP_CMD_EHLO) {
 		if (smtp_reply_class(r) == 5 && s->helo_verb == SMTP_CMD_EHLO) {
-			size_t l;
-			const char *t = reply_first(r, &l);
 			s->ehlo_refused = 1;
-			session_event(s, "ehlo_refused", "notice", NULL, t, l);
+			detect_ehlo_refused(r, &s->findings);
 		}
 		client_relay_reply(s, r);
 		return;
 	}
 	ehlo_parse(r, &s->caps);
-	if (!s->tls_ok) {
-		s->starttls_advertised = (s->caps.caps & EHLO_STARTTLS) != 0;
-		if (!s->starttls_advertised)
-			session_event(s, "starttls_not_advertised", "info", NULL, NULL, 0);
-	}
+	/* Signals are read from the plaintext EHLO only: that is the one an
+	 * attacker on the path can touch. */
+	if (!s->tls_ok)
+		s->starttls_advertised = detect_ehlo(r, &s->findings);
 	/* Offer the client only what we can honour: STARTTLS is ours to
 	 * offer (client_tls), CHUNKING/BINARYMIME would need BDAT framing,
 	 * AUTH would send credentials before our upgrade, XCLIENT/XFORWARD/
@@ -847,6 +858,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 	switch (s->state) {
 	case RELAY_ST_GREETING:
 		s->upstream_greeted = 1;
+		detect_greeting(r, &s->findings);
 		client_relay_reply(s, r);
 		if (r->code == 421) {
 			snprintf(s->result, sizeof(s->result), "server_refused");
@@ -879,10 +891,10 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			/* Anything after the 220 was not sent by a server
 			 * waiting for our ClientHello: a plaintext injection
 			 * (Postfix 2011, nginx 2014). Never feed it to TLS. */
+			detect_starttls_reply(r, s->starttls_advertised, iobuf_used(&s->server.in),
+			                      &s->findings);
+			session_findings(s);
 			if (iobuf_used(&s->server.in) > 0) {
-				session_event(s, "plaintext_injection", "alert",
-				              s->cur ? s->cur->name : NULL,
-				              iobuf_data(&s->server.in), iobuf_used(&s->server.in));
 				fail_session(s, "injection",
 				             "plaintext injected after STARTTLS on the way to %s",
 				             s->dest_text);
@@ -891,11 +903,8 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			begin_handshake(s);
 			return;
 		}
-		session_event(s,
-		              s->starttls_advertised ? "starttls_refused"
-		                                     : "starttls_refused_not_advertised",
-		              s->starttls_advertised ? "warning" : "info",
-		              s->cur ? s->cur->name : NULL, first, l);
+		detect_starttls_reply(r, s->starttls_advertised, 0, &s->findings);
+		session_findings(s);
 		/* The session goes on in plaintext on the same connection;
 		 * rcpt_advance decides whether the recipient may. */
 		rcpt_advance(s);
@@ -1034,8 +1043,10 @@ client_starttls(struct session *s)
 	/* Commands pipelined behind STARTTLS were sent in plaintext and
 	 * could have been injected: discard them (RFC 3207 §4.2). */
 	if (iobuf_used(&s->client.in) > 0) {
-		session_event(s, "client_plaintext_injection", "warning", NULL,
-		              iobuf_data(&s->client.in), iobuf_used(&s->client.in));
+		detect_injection(DETECT_FROM_CLIENT, iobuf_used(&s->client.in),
+		                 iobuf_data(&s->client.in), iobuf_used(&s->client.in),
+		                 &s->findings);
+		session_findings(s);
 		iobuf_reset(&s->client.in);
 	}
 	client_reply(s, "220 2.0.0 Ready to start TLS");
@@ -1275,6 +1286,19 @@ relay_on_timeout(struct session *s)
 		fail_session(s, "timeout", "idle timeout (timeouts.idle)");
 		return;
 	case RELAY_ST_POLICY:
+		if (s->polq != NULL) {
+			/* The policy source (MTA-STS) is too slow: decide with
+			 * the static policy or the default, and say so. */
+			struct tls_req req;
+			policy_cancel(s->polq);
+			s->polq = NULL;
+			session_log(s, LOG_NOTICE, "policy lookup for %s timed out",
+			            s->cur ? s->cur->name : "?");
+			tlspolicy_from_cfg(s->cfg, s->cur ? s->cur->name : "", &req);
+			session_timer(s, state_timeout(s, s->state));
+			policy_found(s, &req);
+			return;
+		}
 		/* DNS too slow: go on with what we know; a requirement that
 		 * needs the MX name will fail closed in tlspolicy_check. */
 		mxfind_cancel(s->mxq);

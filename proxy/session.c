@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -25,6 +26,7 @@
 #include "relay.h"
 #include "session.h"
 #include "tls.h"
+#include "tofu.h"
 
 static void
 session_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -98,6 +100,122 @@ session_event(struct session *s, const char *name, const char *severity, const c
 	log_record(severity_level(severity), &j);
 }
 
+/* TOFU key: the MX name when known, else the destination address. */
+static const char *
+memory_key(struct session *s, char *buf, size_t len)
+{
+	if (s->sni[0])
+		return s->sni;
+	if (s->dest_len == 0)
+		return NULL;
+	return sockaddr_ip_text((struct sockaddr *)&s->dest_ss, buf, len);
+}
+
+/* "Offered STARTTLS before" is trusted for this long: an MX that dropped
+ * TLS for good stops raising alerts after a month. */
+#define MEMORY_MAX_AGE (30 * 86400)
+
+void
+session_memory(struct session *s)
+{
+	struct tofu_entry e;
+	char ip[64];
+	const char *key = memory_key(s, ip, sizeof(ip));
+
+	memset(&s->memory, 0, sizeof(s->memory));
+	s->memory_loaded = 1;
+	if (s->px->tofu == NULL || key == NULL || tofu_lookup(s->px->tofu, key, &e) != 1)
+		return;
+	s->memory.starttls_offered = tofu_offered_within(&e, time(NULL), MEMORY_MAX_AGE);
+	s->memory.tls_ok_last = e.tls_ok_last;
+	s->memory.last_offered = (long long)e.last_offered;
+	if (s->tls_fingerprint[0] && tofu_cert_changed(&e, s->tls_fingerprint))
+		detect_tls_failure(DETECT_TLS_CHANGED, e.fingerprint, &s->findings);
+}
+
+static const char *
+direction_name(enum detect_direction d)
+{
+	return d == DETECT_FROM_SERVER ? "server" : d == DETECT_FROM_CLIENT ? "client" : NULL;
+}
+
+void
+session_findings(struct session *s)
+{
+	char ts[40];
+
+	detect_combine(&s->findings, s->memory_loaded ? &s->memory : NULL);
+	for (int i = 0; i < s->findings.n; i++) {
+		struct detect_finding *f = &s->findings.f[i];
+		struct jsonw j;
+
+		if (f->emitted)
+			continue;
+		f->emitted = 1;
+		s->nevents++;
+		s->px->stats.events++;
+		jsonw_begin(&j);
+		jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
+		jsonw_str(&j, "type", "event");
+		jsonw_str(&j, "event", detect_event_name(f->event));
+		jsonw_str(&j, "severity", detect_severity_name(f->severity));
+		jsonw_uint(&j, "session", s->id);
+		jsonw_str(&j, "client", s->client_text);
+		jsonw_str(&j, "dest", s->dest_text);
+		jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
+		if (s->sni[0])
+			jsonw_str(&j, "mx", s->sni);
+		if (s->cur != NULL && s->cur->name[0])
+			jsonw_str(&j, "domain", s->cur->name);
+		if (f->evidence[0])
+			jsonw_str(&j, "evidence", f->evidence);
+		if (f->truncated)
+			jsonw_bool(&j, "evidence_truncated", 1);
+		if (f->line >= 0)
+			jsonw_int(&j, "line", f->line);
+		if (f->code)
+			jsonw_int(&j, "code", f->code);
+		if (f->count > 1)
+			jsonw_int(&j, "count", f->count);
+		if (f->bytes)
+			jsonw_uint(&j, "bytes", f->bytes);
+		if (direction_name(f->direction))
+			jsonw_str(&j, "direction", direction_name(f->direction));
+		if (f->escalated_by != DETECT_EV_NONE)
+			jsonw_str(&j, "escalated_by", detect_event_name(f->escalated_by));
+		if (f->escalated_by_memory)
+			jsonw_bool(&j, "escalated_by_memory", 1);
+		if (f->remembered) {
+			char rts[40];
+			time_t t = (time_t)f->remembered;
+			struct tm tm;
+			gmtime_r(&t, &tm);
+			strftime(rts, sizeof(rts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			jsonw_str(&j, "remembered", rts);
+		}
+		jsonw_end(&j);
+		log_record(detect_severity_syslog(f->severity), &j);
+	}
+}
+
+static void
+memory_record(struct session *s)
+{
+	struct tofu_observation o;
+	char ip[64];
+
+	if (s->px->tofu == NULL || s->state == RELAY_ST_CONNECT || !s->upstream_greeted)
+		return;
+	memset(&o, 0, sizeof(o));
+	if ((o.key = memory_key(s, ip, sizeof(ip))) == NULL)
+		return;
+	o.when = time(NULL);
+	o.starttls_offered = s->starttls_advertised;
+	o.tls = !s->tls_tried ? TOFU_TLS_NOT_TRIED : s->tls_ok ? TOFU_TLS_OK : TOFU_TLS_FAILED;
+	o.fingerprint = s->tls_fingerprint[0] ? s->tls_fingerprint : NULL;
+	(void)tofu_record(s->px->tofu, &o);
+}
+
 static void
 outcome_record(struct session *s)
 {
@@ -152,6 +270,8 @@ outcome_record(struct session *s)
 static void
 cancel_pending(struct session *s)
 {
+	policy_cancel(s->polq);
+	s->polq = NULL;
 	mxfind_cancel(s->mxq);
 	s->mxq = NULL;
 	dns_cancel(s->ptrq);
@@ -170,6 +290,10 @@ session_close(struct session *s, const char *result, const char *reason)
 		snprintf(s->result, sizeof(s->result), "%s", result);
 	if (reason != NULL && reason != s->reason)
 		snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	if (!s->memory_loaded)
+		session_memory(s);
+	session_findings(s);
+	memory_record(s);
 	/* The record reads counters from the io structs: emit before closing. */
 	outcome_record(s);
 	ev_timer_stop(s->px->loop, &s->timer);
@@ -235,6 +359,7 @@ session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
 	s->lst = lst;
 	s->id = ++px->next_id;
 	s->started = ev_now(px->loop);
+	detect_init(&s->findings);
 	memcpy(&s->client_ss, client, clen);
 	s->client_len = clen;
 	sockaddr_text(client, s->client_text, sizeof(s->client_text));

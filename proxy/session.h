@@ -16,6 +16,7 @@
 
 #include <ev.h>
 
+#include "detect.h"
 #include "ehlo.h"
 #include "io.h"
 #include "smtp_body.h"
@@ -126,6 +127,7 @@ struct session {
 	int ndomains;
 
 	/* pending asynchronous work, cancelled by session_free */
+	struct policy_query *polq;
 	struct mxfind *mxq;
 	struct dns_query *ptrq;
 	struct dns_query *upq; /* fixed upstream host resolution */
@@ -135,6 +137,12 @@ struct session {
 	unsigned nevents;
 	char result[32]; /* "ok", "deferred", "client_quit", "error", ... */
 	char reason[256];
+
+	/* downgrade signals (detect.h) and what memory says about this MX */
+	struct detect_findings findings;
+	struct detect_memory memory;
+	int memory_loaded;
+	char tls_fingerprint[65];
 
 	/* monitor mode observation */
 	struct session_observe *obs;
@@ -155,6 +163,12 @@ void session_log(struct session *s, int level, const char *fmt, ...)
 /* Named security/diagnostic event, one JSON line (docs/events.md). */
 void session_event(struct session *s, const char *name, const char *severity, const char *domain,
                    const char *evidence, size_t evlen);
+
+/* Classify with memory (detect_combine) and log every finding not yet
+ * logged, as "type":"event" records. */
+void session_findings(struct session *s);
+/* Load what the TOFU memory knows about this session's MX (name or address). */
+void session_memory(struct session *s);
 
 /* (Re)arm the session timer for t seconds. */
 void session_timer(struct session *s, double t);

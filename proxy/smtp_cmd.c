@@ -30,25 +30,25 @@ struct smtp_cmd_verb {
 
 /* Argument rules from the grammar of each command: RFC 5321 §4.1.1,
  * RFC 3207 §4 (STARTTLS has none), RFC 3030 §2 (BDAT), RFC 4954 §4
- * (AUTH), RFC 1985 §5 (ETRN). */
+ * (AUTH), RFC 1985 (ETRN). */
 static const struct smtp_cmd_verb smtp_cmd_verbs[] = {
-	{"EHLO", SMTP_CMD_EHLO, SMTP_CMD_ARG_REQ},
-	{"HELO", SMTP_CMD_HELO, SMTP_CMD_ARG_REQ},
-	{"MAIL", SMTP_CMD_MAIL, SMTP_CMD_ARG_PATH},
-	{"RCPT", SMTP_CMD_RCPT, SMTP_CMD_ARG_PATH},
-	{"DATA", SMTP_CMD_DATA, SMTP_CMD_ARG_NONE},
-	{"BDAT", SMTP_CMD_BDAT, SMTP_CMD_ARG_REQ},
-	{"RSET", SMTP_CMD_RSET, SMTP_CMD_ARG_NONE},
-	{"NOOP", SMTP_CMD_NOOP, SMTP_CMD_ARG_OPT},
-	{"QUIT", SMTP_CMD_QUIT, SMTP_CMD_ARG_NONE},
-	{"VRFY", SMTP_CMD_VRFY, SMTP_CMD_ARG_REQ},
-	{"EXPN", SMTP_CMD_EXPN, SMTP_CMD_ARG_REQ},
-	{"HELP", SMTP_CMD_HELP, SMTP_CMD_ARG_OPT},
-	{"STARTTLS", SMTP_CMD_STARTTLS, SMTP_CMD_ARG_NONE},
-	{"AUTH", SMTP_CMD_AUTH, SMTP_CMD_ARG_REQ},
-	{"ETRN", SMTP_CMD_ETRN, SMTP_CMD_ARG_REQ},
-	{"XCLIENT", SMTP_CMD_XCLIENT, SMTP_CMD_ARG_REQ},
-	{"XFORWARD", SMTP_CMD_XFORWARD, SMTP_CMD_ARG_REQ},
+        {"EHLO", SMTP_CMD_EHLO, SMTP_CMD_ARG_REQ},
+        {"HELO", SMTP_CMD_HELO, SMTP_CMD_ARG_REQ},
+        {"MAIL", SMTP_CMD_MAIL, SMTP_CMD_ARG_PATH},
+        {"RCPT", SMTP_CMD_RCPT, SMTP_CMD_ARG_PATH},
+        {"DATA", SMTP_CMD_DATA, SMTP_CMD_ARG_NONE},
+        {"BDAT", SMTP_CMD_BDAT, SMTP_CMD_ARG_REQ},
+        {"RSET", SMTP_CMD_RSET, SMTP_CMD_ARG_NONE},
+        {"NOOP", SMTP_CMD_NOOP, SMTP_CMD_ARG_OPT},
+        {"QUIT", SMTP_CMD_QUIT, SMTP_CMD_ARG_NONE},
+        {"VRFY", SMTP_CMD_VRFY, SMTP_CMD_ARG_REQ},
+        {"EXPN", SMTP_CMD_EXPN, SMTP_CMD_ARG_REQ},
+        {"HELP", SMTP_CMD_HELP, SMTP_CMD_ARG_OPT},
+        {"STARTTLS", SMTP_CMD_STARTTLS, SMTP_CMD_ARG_NONE},
+        {"AUTH", SMTP_CMD_AUTH, SMTP_CMD_ARG_REQ},
+        {"ETRN", SMTP_CMD_ETRN, SMTP_CMD_ARG_REQ},
+        {"XCLIENT", SMTP_CMD_XCLIENT, SMTP_CMD_ARG_REQ},
+        {"XFORWARD", SMTP_CMD_XFORWARD, SMTP_CMD_ARG_REQ},
 };
 
 #define SMTP_CMD_NVERBS (sizeof(smtp_cmd_verbs) / sizeof(smtp_cmd_verbs[0]))
@@ -142,9 +142,9 @@ smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *cmd)
 		break;
 	}
 
-	/* RFC 5321 §4.1.1.2 / §4.1.1.3: "MAIL FROM:" / "RCPT TO:". Real
-	 * clients put spaces after the colon (RFC 5321 §4.1.1 forbids it,
-	 * §4.5.4 warns implementations to cope); skip them. */
+	/* RFC 5321 §4.1.1.2 / §4.1.1.3: "MAIL FROM:" / "RCPT TO:". §3.3
+	 * says no space may follow the colon, but real clients send one;
+	 * skip them rather than refuse mail the MX itself would take. */
 	{
 		const char *kw = v->verb == SMTP_CMD_MAIL ? "FROM:" : "TO:";
 		size_t kwlen = strlen(kw);
@@ -243,9 +243,8 @@ smtp_cmd_domain(const char *arg, size_t len, size_t *i, char *out, size_t outsz)
 {
 	size_t j = *i, n, lab = 0;
 
-	while (j < len &&
-	       (smtp_cmd_isalpha(arg[j]) || smtp_cmd_isdigit(arg[j]) || arg[j] == '-' ||
-		arg[j] == '.' || (unsigned char)arg[j] >= 0x80))
+	while (j < len && (smtp_cmd_isalpha(arg[j]) || smtp_cmd_isdigit(arg[j]) || arg[j] == '-' ||
+	                   arg[j] == '.' || (unsigned char)arg[j] >= 0x80))
 		j++;
 	n = j - *i;
 	if (n > 0 && arg[j - 1] == '.')
@@ -339,8 +338,8 @@ smtp_cmd_literal(const char *arg, size_t len, size_t *i, char *out, size_t outsz
 	return 0;
 }
 
-/* Source route "@a,@b:" (RFC 5321 §4.1.2 A-d-l): checked, then dropped
- * as §C and §4.1.1.3 require of a receiver. */
+/* Source route "@a,@b:" (RFC 5321 §4.1.2 A-d-l): checked, then dropped:
+ * §4.1.1.3 and Appendix C tell receivers to accept and ignore it. */
 static int
 smtp_cmd_route(const char *arg, size_t len, size_t *i)
 {

@@ -78,9 +78,9 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len)
 	if ((code = smtp_reply_code(line, len)) < 0)
 		return smtp_reply_fail(r, SMTP_REPLY_ERR_SYNTAX);
 
-	/* RFC 5321 §4.2: "DDD" SP text ends a reply, "DDD-" continues it.
-	 * A bare "DDD" is not in the grammar but real servers send it as a
-	 * last line (§4.2 asks clients to be lenient about the text). */
+	/* RFC 5321 §4.2: Reply-code [ SP textstring ] ends a reply (so a
+	 * bare "DDD" is a last line), Reply-code "-" [ textstring ]
+	 * continues it. "DDD " with no text is tolerated as a last line. */
 	if (len == 3 || line[3] == ' ')
 		last = 1;
 	else if (line[3] == '-')

@@ -1,0 +1,731 @@
+/*
+ * test_mxfind: mxfind.c over dns.c against tests/data/dns/fakedns.py (a
+ * python3-dnslib server started for this test on a loopback port, killed
+ * in the group teardown or by PR_SET_PDEATHSIG if this process dies).
+ *
+ * Covers mxfind_same_ip (v4-mapped aware, port ignored), matching v4, v6
+ * and v4-mapped destinations, the implicit MX (RFC 5321 §5.1), the null
+ * MX (RFC 7505), MX lookup failures, hosts whose addresses fail, shared
+ * and duplicate hosts, the MXFIND_MAXHOSTS/MAXADDRS bounds, synchronous
+ * completion, cancel before and during the address phase and from inside
+ * the callback, and many mxfinds at once. Every wait is bounded.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "cfg.h"
+#include "dns.h"
+#include "mxfind.h"
+
+#ifndef TEST_DATA_DIR
+#error TEST_DATA_DIR must name tests/data
+#endif
+
+/* The harness is the one in test_dns.c (kept in step by hand). */
+/* --- fakedns.py harness ------------------------------------------------- */
+
+struct fakedns {
+	pid_t pid;
+	int port;
+	int port6; /* 0 without IPv6 loopback */
+};
+
+static struct fakedns srv;
+static struct ev_loop *loop;
+
+static const char *
+python_path(void)
+{
+	const char *p = getenv("STSPROXY_PYTHON");
+
+	/* The distribution python has python3-dnslib; a pyenv one may not. */
+	if (p != NULL && *p != '\0')
+		return p;
+	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+}
+
+static int
+fakedns_start(struct fakedns *f)
+{
+	char line[1024];
+	size_t used = 0;
+	int fds[2];
+	struct pollfd pfd;
+
+	memset(f, 0, sizeof(*f));
+	if (pipe(fds) == -1)
+		return -1;
+	if ((f->pid = fork()) == -1)
+		return -1;
+	if (f->pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fds[1], 1);
+		close(fds[0]);
+		close(fds[1]);
+		execlp(python_path(), "python3", TEST_DATA_DIR "/dns/fakedns.py",
+		       TEST_DATA_DIR "/dns/zone.txt", (char *)NULL);
+		perror("exec python3");
+		_exit(127);
+	}
+	close(fds[1]);
+	pfd.fd = fds[0];
+	pfd.events = POLLIN;
+	for (;;) {
+		char *nl;
+		ssize_t r;
+
+		if (poll(&pfd, 1, 10000) != 1)
+			break;
+		if ((r = read(fds[0], line + used, sizeof(line) - 1 - used)) <= 0)
+			break;
+		used += (size_t)r;
+		line[used] = '\0';
+		while ((nl = strchr(line, '\n')) != NULL) {
+			*nl = '\0';
+			if (strncmp(line, "PORT ", 5) == 0)
+				f->port = atoi(line + 5);
+			else if (strncmp(line, "PORT6 ", 6) == 0)
+				f->port6 = atoi(line + 6);
+			else if (strcmp(line, "READY") == 0) {
+				close(fds[0]);
+				return f->port > 0 ? 0 : -1;
+			}
+			used -= (size_t)(nl + 1 - line);
+			memmove(line, nl + 1, used + 1);
+		}
+		if (used == sizeof(line) - 1)
+			break;
+	}
+	close(fds[0]);
+	return -1;
+}
+
+static void
+fakedns_stop(struct fakedns *f)
+{
+	if (f->pid > 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, NULL, 0);
+		f->pid = 0;
+	}
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	loop = ev_default_loop(0);
+	if (fakedns_start(&srv) == -1) {
+		fprintf(stderr, "cannot start fakedns.py (python3-dnslib installed?)\n");
+		fakedns_stop(&srv);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	fakedns_stop(&srv);
+	return 0;
+}
+
+/* --- loop helpers ------------------------------------------------------- */
+
+static void
+guard_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)w;
+	(void)revents;
+}
+
+/* Run the loop until *count reaches target or max seconds have passed. */
+static void
+run_until(const int *count, int target, double max)
+{
+	ev_timer guard;
+
+	ev_now_update(loop);
+	ev_timer_init(&guard, guard_cb, max, 0.);
+	ev_timer_start(loop, &guard);
+	while (*count < target && ev_is_active(&guard))
+		ev_run(loop, EVRUN_ONCE);
+	ev_timer_stop(loop, &guard);
+}
+
+static void
+run_for(double secs)
+{
+	static const int never = 0;
+
+	run_until(&never, 1, secs);
+}
+
+/* A resolver on servers (NULL-terminated "addr[:port]" list). */
+static struct dns *
+mkdns_list(const char *const *servers, double timeout, int tries)
+{
+	char buf[32][64], *list[32], err[256];
+	struct cfg c;
+	struct dns *d;
+	int n = 0;
+
+	memset(&c, 0, sizeof(c));
+	for (; servers != NULL && servers[n] != NULL && n < 32; n++) {
+		snprintf(buf[n], sizeof(buf[n]), "%s", servers[n]);
+		list[n] = buf[n];
+	}
+	c.dns_servers = n > 0 ? list : NULL;
+	c.ndns_servers = n;
+	c.dns_timeout = timeout;
+	c.dns_tries = tries;
+	d = dns_new(loop, &c, err, sizeof(err));
+	if (d == NULL)
+		fprintf(stderr, "dns_new: %s\n", err);
+	return d;
+}
+
+static struct dns *
+mkdns(double timeout, int tries)
+{
+	char s[32];
+	const char *servers[] = {s, NULL};
+
+	snprintf(s, sizeof(s), "127.0.0.1:%d", srv.port);
+	return mkdns_list(servers, timeout, tries);
+}
+
+/* --- results ------------------------------------------------------------ */
+
+struct mres {
+	int called;
+	struct mxfind_result r;
+};
+
+static int ndone;
+
+static void
+on_found(void *arg, const struct mxfind_result *res)
+{
+	struct mres *m = arg;
+
+	m->called++;
+	m->r = *res;
+	ndone++;
+}
+
+static const struct sockaddr *
+sa4(struct sockaddr_storage *ss, const char *ip, int port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	sin->sin_family = AF_INET;
+	sin->sin_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET, ip, &sin->sin_addr), 1);
+	return (const struct sockaddr *)ss;
+}
+
+static const struct sockaddr *
+sa6(struct sockaddr_storage *ss, const char *ip, int port)
+{
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	s6->sin6_family = AF_INET6;
+	s6->sin6_port = htons((uint16_t)port);
+	assert_int_equal(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+	return (const struct sockaddr *)ss;
+}
+
+/* Run one mxfind to completion. */
+static void
+find(struct dns *d, const char *domain, const struct sockaddr *dest, struct mres *m)
+{
+	memset(m, 0, sizeof(*m));
+	ndone = 0;
+	mxfind_start(d, domain, dest, on_found, m);
+	run_until(&ndone, 1, 8);
+	assert_int_equal(m->called, 1);
+}
+
+static void
+check_host(const struct mxfind_host *h, const char *name, int pref, enum dns_status st, int naddrs,
+           int matches)
+{
+	assert_string_equal(h->name, name);
+	assert_int_equal(h->preference, pref);
+	assert_int_equal(h->addr_status, st);
+	assert_int_equal(h->naddrs, naddrs);
+	assert_int_equal(h->matches_dest, matches);
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+static void
+test_same_ip(void **state)
+{
+	static const struct {
+		const char *a, *b;
+		int pa, pb, same;
+	} t[] = {
+	        {"127.0.0.1", "127.0.0.1", 25, 10025, 1}, /* port ignored */
+	        {"127.0.0.1", "127.0.0.2", 25, 25, 0},
+	        {"127.0.0.1", "::ffff:127.0.0.1", 25, 25, 1},
+	        {"::ffff:127.0.0.1", "127.0.0.1", 25, 25, 1},
+	        {"::ffff:127.0.0.1", "::ffff:127.0.0.1", 1, 2, 1},
+	        {"::ffff:127.0.0.1", "::ffff:127.0.0.2", 1, 1, 0},
+	        {"2001:db8::1", "2001:db8::1", 25, 587, 1},
+	        {"2001:db8::1", "2001:db8::2", 25, 25, 0},
+	        {"::127.0.0.1", "127.0.0.1", 25, 25, 0}, /* v4-compatible is not mapped */
+	        {"::1", "127.0.0.1", 25, 25, 0},
+	};
+	struct sockaddr_storage a, b;
+	struct sockaddr_un un;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		const struct sockaddr *x =
+		        strchr(t[i].a, ':') ? sa6(&a, t[i].a, t[i].pa) : sa4(&a, t[i].a, t[i].pa);
+		const struct sockaddr *y =
+		        strchr(t[i].b, ':') ? sa6(&b, t[i].b, t[i].pb) : sa4(&b, t[i].b, t[i].pb);
+
+		if (mxfind_same_ip(x, y) != t[i].same)
+			fail_msg("%s vs %s", t[i].a, t[i].b);
+	}
+	memset(&un, 0, sizeof(un));
+	un.sun_family = AF_UNIX;
+	assert_int_equal(mxfind_same_ip((struct sockaddr *)&un, (struct sockaddr *)&un), 0);
+	assert_int_equal(mxfind_same_ip(NULL, sa4(&a, "127.0.0.1", 0)), 0);
+	assert_int_equal(mxfind_same_ip(sa4(&a, "127.0.0.1", 0), NULL), 0);
+	mxfind_cancel(NULL);
+}
+
+static void
+test_match_v4(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "Example.Test.", sa4(&ss, "127.0.0.12", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.null_mx, 0);
+	assert_int_equal(m.r.nhosts, 2);
+	check_host(&m.r.hosts[0], "mx1.example.test", 10, DNS_OK, 2, 0);
+	check_host(&m.r.hosts[1], "mx2.example.test", 20, DNS_OK, 1, 1);
+	assert_int_equal(m.r.hosts[0].implicit, 0);
+	assert_int_equal(m.r.match, 1);
+	dns_free(d);
+}
+
+static void
+test_match_v6(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "example.test", sa6(&ss, "2001:db8::11", 25), &m);
+	assert_int_equal(m.r.nhosts, 2);
+	check_host(&m.r.hosts[0], "mx1.example.test", 10, DNS_OK, 2, 1);
+	check_host(&m.r.hosts[1], "mx2.example.test", 20, DNS_OK, 1, 0);
+	assert_int_equal(m.r.match, 0);
+
+	/* A v4 destination seen through a dual-stack socket. */
+	find(d, "example.test", sa6(&ss, "::ffff:127.0.0.12", 25), &m);
+	assert_int_equal(m.r.match, 1);
+	find(d, "example.test", sa6(&ss, "::ffff:127.0.0.11", 25), &m);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+static void
+test_no_match(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "example.test", sa4(&ss, "127.0.0.99", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.nhosts, 2);
+	assert_int_equal(m.r.match, -1);
+	/* No destination: the MX set only. */
+	find(d, "example.test", NULL, &m);
+	assert_int_equal(m.r.nhosts, 2);
+	check_host(&m.r.hosts[0], "mx1.example.test", 10, DNS_OK, 2, 0);
+	check_host(&m.r.hosts[1], "mx2.example.test", 20, DNS_OK, 1, 0);
+	assert_int_equal(m.r.match, -1);
+	dns_free(d);
+}
+
+/* RFC 5321 §5.1: no MX record, the domain is its own MX. */
+static void
+test_implicit_mx(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "NoMX.Test.", sa4(&ss, "127.0.0.13", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_NODATA);
+	assert_int_equal(m.r.null_mx, 0);
+	assert_int_equal(m.r.nhosts, 1);
+	check_host(&m.r.hosts[0], "nomx.test", 0, DNS_OK, 1, 1);
+	assert_int_equal(m.r.hosts[0].implicit, 1);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+/* RFC 7505: no hosts even though the domain has an A record. */
+static void
+test_null_mx(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "nullmx.test", sa4(&ss, "127.0.0.14", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.null_mx, 1);
+	assert_int_equal(m.r.nhosts, 0);
+	assert_int_equal(m.r.match, -1);
+
+	/* "." next to a real MX: the real one is used. */
+	find(d, "mixednull.test", sa4(&ss, "127.0.0.11", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.null_mx, 0);
+	assert_int_equal(m.r.nhosts, 1);
+	check_host(&m.r.hosts[0], "mx1.example.test", 10, DNS_OK, 2, 1);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+static void
+test_mx_failures(void **state)
+{
+	static const struct {
+		const char *domain;
+		enum dns_status st;
+	} t[] = {
+	        {"nosuch.test", DNS_NXDOMAIN},  {"servfail.test", DNS_TEMPFAIL},
+	        {"timeout.test", DNS_TEMPFAIL}, {"garbage.test", DNS_BADANSWER},
+	        {"allbad.test", DNS_BADANSWER},
+	};
+	enum { N = sizeof(t) / sizeof(t[0]) };
+	struct mres *m = calloc(N, sizeof(*m));
+	struct dns *d = mkdns(0.3, 2);
+	struct sockaddr_storage ss;
+	size_t i;
+
+	(void)state;
+	assert_non_null(m);
+	assert_non_null(d);
+	ndone = 0;
+	for (i = 0; i < N; i++)
+		assert_non_null(
+		        mxfind_start(d, t[i].domain, sa4(&ss, "127.0.0.11", 25), on_found, &m[i]));
+	run_until(&ndone, N, 8);
+	for (i = 0; i < N; i++) {
+		if (m[i].called != 1 || m[i].r.mx_status != t[i].st)
+			fail_msg("%s: called %d, %s", t[i].domain, m[i].called,
+			         dns_strstatus(m[i].r.mx_status));
+		assert_int_equal(m[i].r.nhosts, 0);
+		assert_int_equal(m[i].r.null_mx, 0);
+		assert_int_equal(m[i].r.match, -1);
+	}
+	dns_free(d);
+	free(m);
+}
+
+/* One host's addresses fail; the other still matches. */
+static void
+test_partial(void **state)
+{
+	struct dns *d = mkdns(0.3, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	find(d, "partial.test", sa4(&ss, "127.0.0.12", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.nhosts, 2);
+	check_host(&m.r.hosts[0], "dead.partial.test", 10, DNS_TEMPFAIL, 0, 0);
+	check_host(&m.r.hosts[1], "mx2.example.test", 20, DNS_OK, 1, 1);
+	assert_int_equal(m.r.match, 1);
+	dns_free(d);
+}
+
+static void
+test_shared_and_dup(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	/* Both hosts have the address: the lowest preference is the match. */
+	find(d, "shared.test", sa4(&ss, "127.0.0.20", 25), &m);
+	assert_int_equal(m.r.nhosts, 2);
+	check_host(&m.r.hosts[0], "a.shared.test", 10, DNS_OK, 1, 1);
+	check_host(&m.r.hosts[1], "b.shared.test", 20, DNS_OK, 1, 1);
+	assert_int_equal(m.r.match, 0);
+
+	/* The same host twice (different case): resolved once. */
+	find(d, "dup.test", sa4(&ss, "127.0.0.11", 25), &m);
+	assert_int_equal(m.r.nhosts, 1);
+	check_host(&m.r.hosts[0], "mx1.example.test", 10, DNS_OK, 2, 1);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+static void
+test_bounds(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+	char want[64];
+	int k;
+
+	(void)state;
+	assert_non_null(d);
+	/* 200 MX records: the 16 with the lowest preference. mxNNN has
+	 * preference (199 - NNN) / 4 and address 127.2.0.NNN. */
+	find(d, "huge.test", sa4(&ss, "127.2.0.185", 25), &m);
+	assert_int_equal(m.r.mx_status, DNS_OK);
+	assert_int_equal(m.r.nhosts, MXFIND_MAXHOSTS);
+	for (k = 0; k < MXFIND_MAXHOSTS; k++) {
+		int i = 196 - 4 * (k / 4) + k % 4;
+
+		snprintf(want, sizeof(want), "mx%03d.huge.test", i);
+		check_host(&m.r.hosts[k], want, k / 4, DNS_OK, 1, i == 185);
+	}
+	assert_int_equal(m.r.match, 13);
+	/* A host beyond the first 16 is not considered. */
+	find(d, "huge.test", sa4(&ss, "127.2.0.180", 25), &m);
+	assert_int_equal(m.r.match, -1);
+
+	/* 40 A + 40 AAAA: dns keeps 8 + 8, mxfind keeps the first 8 but
+	 * matches against all 16. */
+	find(d, "lots.test", sa6(&ss, "2001:db8:3::8", 25), &m);
+	assert_int_equal(m.r.nhosts, 1);
+	check_host(&m.r.hosts[0], "lots.test", 10, DNS_OK, MXFIND_MAXADDRS, 1);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+/* Completion before mxfind_start returns: NULL, the callback ran. */
+static void
+test_sync(void **state)
+{
+	const char *servers[] = {"[fe80::1]:53", NULL};
+	struct dns *d = mkdns(2, 2), *dead = mkdns_list(servers, 1, 1);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	assert_non_null(dead);
+	memset(&m, 0, sizeof(m));
+	assert_null(mxfind_start(d, "not a domain", sa4(&ss, "127.0.0.1", 25), on_found, &m));
+	assert_int_equal(m.called, 1);
+	assert_int_equal(m.r.mx_status, DNS_NXDOMAIN);
+	assert_int_equal(m.r.match, -1);
+
+	memset(&m, 0, sizeof(m));
+	assert_null(mxfind_start(dead, "example.test", sa4(&ss, "127.0.0.1", 25), on_found, &m));
+	assert_int_equal(m.called, 1);
+	assert_int_equal(m.r.mx_status, DNS_TEMPFAIL);
+
+	memset(&m, 0, sizeof(m));
+	assert_null(mxfind_start(NULL, "example.test", NULL, on_found, &m));
+	assert_int_equal(m.called, 1);
+	assert_int_equal(m.r.mx_status, DNS_TEMPFAIL);
+
+	run_for(0.1);
+	dns_free(dead);
+	dns_free(d);
+}
+
+static void
+test_cancel(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres a, b, c;
+	struct mxfind *ma, *mb, *mc;
+
+	(void)state;
+	assert_non_null(d);
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	memset(&c, 0, sizeof(c));
+	ndone = 0;
+	/* slow.test: the MX answer takes 0.4 s. */
+	ma = mxfind_start(d, "slow.test", sa4(&ss, "127.0.0.11", 25), on_found, &a);
+	/* slowaddr.test: MX at once, the host's addresses take 0.4 s. */
+	mb = mxfind_start(d, "slowaddr.test", sa4(&ss, "127.0.0.31", 25), on_found, &b);
+	mc = mxfind_start(d, "slowaddr.test", sa4(&ss, "127.0.0.31", 25), on_found, &c);
+	assert_non_null(ma);
+	assert_non_null(mb);
+	assert_non_null(mc);
+	mxfind_cancel(ma);
+	run_for(0.2); /* mb is now waiting for addresses */
+	assert_int_equal(ndone, 0);
+	mxfind_cancel(mb);
+	run_until(&ndone, 1, 3);
+	assert_int_equal(c.called, 1);
+	assert_int_equal(c.r.nhosts, 1);
+	check_host(&c.r.hosts[0], "a.slow.test", 10, DNS_OK, 1, 1);
+	run_for(0.2);
+	assert_int_equal(a.called, 0);
+	assert_int_equal(b.called, 0);
+	dns_free(d);
+}
+
+static struct mxfind *self_m;
+
+static void
+on_found_cancel_self(void *arg, const struct mxfind_result *res)
+{
+	/* Like conn_free() cancelling the session's pending mxfind. */
+	mxfind_cancel(self_m);
+	on_found(arg, res);
+}
+
+static void
+test_cancel_in_callback(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m;
+
+	(void)state;
+	assert_non_null(d);
+	memset(&m, 0, sizeof(m));
+	ndone = 0;
+	self_m = mxfind_start(d, "example.test", sa4(&ss, "127.0.0.11", 25), on_found_cancel_self,
+	                      &m);
+	assert_non_null(self_m);
+	run_until(&ndone, 1, 5);
+	assert_int_equal(m.called, 1);
+	assert_int_equal(m.r.match, 0);
+	dns_free(d);
+}
+
+/* Cancel everything, then free the resolver at once. */
+static void
+test_cancel_then_free(void **state)
+{
+	struct dns *d = mkdns(2, 2);
+	struct sockaddr_storage ss;
+	struct mres m[4];
+	struct mxfind *h[4];
+	int i;
+
+	(void)state;
+	assert_non_null(d);
+	memset(m, 0, sizeof(m));
+	h[0] = mxfind_start(d, "slow.test", sa4(&ss, "127.0.0.11", 25), on_found, &m[0]);
+	h[1] = mxfind_start(d, "slowaddr.test", sa4(&ss, "127.0.0.11", 25), on_found, &m[1]);
+	h[2] = mxfind_start(d, "timeout.test", NULL, on_found, &m[2]);
+	h[3] = mxfind_start(d, "slowaddr.test", NULL, on_found, &m[3]);
+	run_for(0.1); /* the slowaddr ones are in their address phase */
+	for (i = 0; i < 4; i++) {
+		assert_non_null(h[i]);
+		mxfind_cancel(h[i]);
+	}
+	dns_free(d);
+	run_for(0.5);
+	for (i = 0; i < 4; i++)
+		assert_int_equal(m[i].called, 0);
+}
+
+static void
+test_many(void **state)
+{
+	enum { N = 60 };
+	struct mres *m = calloc(N, sizeof(*m));
+	struct dns *d = mkdns(3, 2);
+	struct sockaddr_storage ss;
+	int i;
+
+	(void)state;
+	assert_non_null(m);
+	assert_non_null(d);
+	ndone = 0;
+	for (i = 0; i < N; i++)
+		assert_non_null(mxfind_start(d, i % 2 ? "example.test" : "nomx.test",
+		                             sa4(&ss, i % 2 ? "127.0.0.12" : "127.0.0.13", 25),
+		                             on_found, &m[i]));
+	run_until(&ndone, N, 9);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(m[i].called, 1);
+		assert_int_equal(m[i].r.match, i % 2 ? 1 : 0);
+	}
+	dns_free(d);
+	free(m);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_same_ip),
+	        cmocka_unit_test(test_match_v4),
+	        cmocka_unit_test(test_match_v6),
+	        cmocka_unit_test(test_no_match),
+	        cmocka_unit_test(test_implicit_mx),
+	        cmocka_unit_test(test_null_mx),
+	        cmocka_unit_test(test_mx_failures),
+	        cmocka_unit_test(test_partial),
+	        cmocka_unit_test(test_shared_and_dup),
+	        cmocka_unit_test(test_bounds),
+	        cmocka_unit_test(test_sync),
+	        cmocka_unit_test(test_cancel),
+	        cmocka_unit_test(test_cancel_in_callback),
+	        cmocka_unit_test(test_cancel_then_free),
+	        cmocka_unit_test(test_many),
+	};
+
+	/* TEST_FILTER=test_cancel* runs a subset. */
+	if (getenv("TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("TEST_FILTER"));
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
