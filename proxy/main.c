@@ -17,6 +17,7 @@
 #include <ev.h>
 
 #include "cfg.h"
+#include "cli_probe.h"
 #include "cli.h"
 #include "dns.h"
 #include "listener.h"
@@ -34,6 +35,7 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp, "usage: stsproxy [-c FILE] [-d] [--check-config] [-V]\n"
+	            "       stsproxy probe [--json] HOST[:PORT] | --domain DOMAIN\n"
 	            "\n"
 	            "  -c, --config FILE   configuration file (default: embedded defaults)\n"
 	            "  -t, --check-config  validate the configuration and exit 0/1\n"
@@ -245,6 +247,8 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "cache") == 0)
 		return cli_cache_main(argc - 1, argv + 1);
 
+	if (argc > 1 && strcmp(argv[1], "probe") == 0)
+		return cli_probe_main(argc - 1, argv + 1);
 	while ((ch = getopt_long(argc, argv, "c:tdvVh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
