@@ -11,9 +11,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* false when the pattern is not mxpattern_valid() or host is not an LDH host
+ * name (labels 1..63, 253 octets in all, trailing dot allowed). */
 bool mxpattern_match(const char *pattern, const char *host);
 
-/* A pattern is a host name (LDH labels, A-labels) optionally starting with "*.". */
+/*
+ * A pattern is a host name (LDH labels, A-labels) optionally starting with "*.".
+ * Labels 1..63 octets without leading/trailing hyphen, 253 octets in all (a
+ * trailing dot not counted). "*" alone, "*.", "a.*.com", "*a.com" are invalid;
+ * "*.com" is valid (matches "example.com").
+ */
 bool mxpattern_valid(const char *pattern, size_t len);
 
 /* Does host match any of the n patterns? */
