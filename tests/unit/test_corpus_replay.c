@@ -30,6 +30,18 @@
 #define LLVMFuzzerTestOneInput replay_mxpattern
 #include "../fuzz/fuzz_mxpattern.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_sts_record
+#include "../fuzz/fuzz_sts_record.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_sts_policy
+#include "../fuzz/fuzz_sts_policy.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_pcache
+#include "../fuzz/fuzz_pcache.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_detect
+#include "../fuzz/fuzz_detect.c"
+#undef LLVMFuzzerTestOneInput
 
 #ifndef TEST_DATA_DIR
 #error "TEST_DATA_DIR must name tests/data"
@@ -128,14 +140,42 @@ test_replay_mxpattern(void **state)
 	assert_true(replay_dir("mxpattern", replay_mxpattern) > 0);
 }
 
+static void
+test_replay_sts_record(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("sts_record", replay_sts_record) > 0);
+}
+
+static void
+test_replay_sts_policy(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("sts_policy", replay_sts_policy) > 0);
+}
+
+static void
+test_replay_pcache(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("pcache", replay_pcache) > 0);
+}
+
+static void
+test_replay_detect(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("detect", replay_detect) > 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_replay_smtp_reply),
-	        cmocka_unit_test(test_replay_ehlo),
-	        cmocka_unit_test(test_replay_smtp_cmd),
-	        cmocka_unit_test(test_replay_mxpattern),
+	        cmocka_unit_test(test_replay_smtp_reply), cmocka_unit_test(test_replay_ehlo),
+	        cmocka_unit_test(test_replay_smtp_cmd),   cmocka_unit_test(test_replay_mxpattern),
+	        cmocka_unit_test(test_replay_sts_record), cmocka_unit_test(test_replay_sts_policy),
+	        cmocka_unit_test(test_replay_pcache),     cmocka_unit_test(test_replay_detect),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
