@@ -81,6 +81,7 @@ session_event(struct session *s, const char *name, const char *severity, const c
 	char ts[40];
 
 	s->nevents++;
+	s->px->stats.events++;
 	jsonw_begin(&j);
 	jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
 	jsonw_str(&j, "type", "event");
@@ -94,8 +95,15 @@ session_event(struct session *s, const char *name, const char *severity, const c
 		jsonw_str(&j, "mx", s->sni);
 	if (domain != NULL && domain[0])
 		jsonw_str(&j, "domain", domain);
-	if (evidence != NULL)
-		jsonw_strn(&j, "evidence", evidence, evlen > 512 ? 512 : evlen);
+	if (evidence != NULL) {
+		/* Same %XX encoding as detect's findings (docs/events.md). */
+		char esc[DETECT_EVIDENCE_MAX + 1];
+		int cut = 0;
+		detect_escape(evidence, evlen, esc, sizeof(esc), &cut);
+		jsonw_str(&j, "evidence", esc);
+		if (cut)
+			jsonw_bool(&j, "evidence_truncated", 1);
+	}
 	jsonw_end(&j);
 	log_record(severity_level(severity), &j);
 }
