@@ -487,7 +487,8 @@ cli_print_text(const struct cli_policy *p, const struct cfg *cfg, int rc)
 			printf("  | %.*s\n", (int)n, s);
 			s += nl ? (size_t)(nl - s) + 1 : strlen(s);
 		}
-		if (pol != NULL && sts_policy_parse(p->text, p->textlen, pol, perr, sizeof(perr)) == 0)
+		if (pol != NULL &&
+		    sts_policy_parse(p->text, p->textlen, pol, perr, sizeof(perr)) == 0)
 			printf("parse:    ok: mode %s, max_age %u%s, %d mx pattern(s)\n",
 			       sts_mode_name(pol->mode), (unsigned)pol->max_age,
 			       pol->max_age_clamped ? " (clamped)" : "", pol->nmx);
@@ -500,8 +501,8 @@ cli_print_text(const struct cli_policy *p, const struct cfg *cfg, int rc)
 		printf("policy:   id %s, mode %s, max_age %u, %s\n", p->id, sts_mode_name(p->mode),
 		       (unsigned)p->max_age, p->from_cache ? "from the cache" : "fetched now");
 		printf("validity: fetched %s, expires %s (in %lld s)\n",
-		       cli_time(p->fetched_at, t1, sizeof(t1)), cli_time(p->expires, t2, sizeof(t2)),
-		       left);
+		       cli_time(p->fetched_at, t1, sizeof(t1)),
+		       cli_time(p->expires, t2, sizeof(t2)), left);
 	}
 	if (p->error[0])
 		printf("note:     %s\n", p->error);
@@ -592,7 +593,8 @@ cli_policy_main(int argc, char **argv)
 	log_open("-", LOG_FMT_TEXT, verbose ? LOG_DEBUG : LOG_ERR, 0);
 	if ((loop = ev_loop_new(EVFLAG_AUTO)) == NULL ||
 	    (dns = dns_new(loop, cfg, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "stsproxy policy: %s\n", loop ? err : "cannot create an event loop");
+		fprintf(stderr, "stsproxy policy: %s\n",
+		        loop ? err : "cannot create an event loop");
 		rc = CLI_EXIT_USAGE;
 		goto out;
 	}
@@ -752,8 +754,7 @@ cli_cache_main(int argc, char **argv)
 	cmd = argv[optind];
 	if (strcmp(cmd, "list") == 0 && optind + 1 == argc) {
 		/* ok */
-	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "flush") == 0) &&
-	           optind + 2 == argc) {
+	} else if ((strcmp(cmd, "show") == 0 || strcmp(cmd, "flush") == 0) && optind + 2 == argc) {
 		domain = argv[optind + 1];
 	} else {
 		cli_usage(stderr);
@@ -762,7 +763,8 @@ cli_cache_main(int argc, char **argv)
 	if ((cfg = cli_config(path)) == NULL)
 		return CLI_EXIT_USAGE;
 	if (cfg->sts_cache_file == NULL) {
-		fprintf(stderr, "stsproxy cache: no cache file (set sts.cache_file or state_dir)\n");
+		fprintf(stderr,
+		        "stsproxy cache: no cache file (set sts.cache_file or state_dir)\n");
 		cfg_unref(cfg);
 		return CLI_EXIT_USAGE;
 	}
@@ -805,7 +807,8 @@ cli_cache_main(int argc, char **argv)
 			cli_json_entry(&j, ent, now, 1);
 			fputc('\n', stdout);
 		} else {
-			printf("domain:       %s\nid:           %s\nmode:         %s\nmax_age:      "
+			printf("domain:       %s\nid:           %s\nmode:         %s\nmax_age:     "
+			       " "
 			       "%u\nstate:        %s\nfetched:      %s\nexpires:      %s\nlast "
 			       "check:   %s\nlast error:   %s\nmx:          ",
 			       ent->domain, ent->id, sts_mode_name(ent->mode),

@@ -24,6 +24,7 @@
 #include "ehlo.h"
 #include "log.h"
 #include "mxfind.h"
+#include "mxpattern.h"
 #include "origdst.h"
 #include "policy.h"
 #include "proxy.h"
@@ -40,6 +41,7 @@ static void relay_on_reply(struct session *s, struct smtp_reply *r);
 static void client_process(struct session *s);
 static void rcpt_advance(struct session *s);
 static void connect_upstream(struct session *s, enum relay_state st);
+static int reroute_or_defer(struct session *s, const char *why);
 
 static const char *const state_names[RELAY_ST_MAX] = {
         [RELAY_ST_CONNECT] = "connect",
@@ -221,6 +223,7 @@ state_timeout(struct session *s, enum relay_state st)
 	case RELAY_ST_READY:
 		return c->t_idle;
 	case RELAY_ST_POLICY:
+	case RELAY_ST_REROUTE:
 		return c->t_dns;
 	case RELAY_ST_TLS:
 	case RELAY_ST_CLIENT_TLS:
@@ -307,6 +310,8 @@ connect_upstream(struct session *s, enum relay_state st)
 	if (io_connect(&s->server, (struct sockaddr *)&s->dest_ss, s->dest_len) == -1) {
 		if (st == RELAY_ST_CONNECT)
 			upstream_unreachable(s, s->server.err);
+		else if (s->rerouting && reroute_or_defer(s, s->server.err))
+			;
 		else
 			fail_session(s, "unreachable", "reconnect to %s failed: %s", s->dest_text,
 			             s->server.err);
@@ -403,6 +408,19 @@ upstream_lost(struct session *s, const char *why)
 		return;
 	case RELAY_ST_CLOSING:
 		io_close(&s->server);
+		return;
+	case RELAY_ST_RECONNECT:
+	case RELAY_ST_REGREET:
+	case RELAY_ST_EHLO2:
+	case RELAY_ST_HELO2:
+	case RELAY_ST_STARTTLS:
+		if (s->rerouting) {
+			io_close(&s->server);
+			s->upstream_alive = 0;
+			if (reroute_or_defer(s, why))
+				return;
+		}
+		fail_session(s, "upstream_lost", "connection to %s lost (%s)", s->dest_text, why);
 		return;
 	default:
 		fail_session(s, "upstream_lost", "connection to %s lost (%s)", s->dest_text, why);
@@ -705,6 +723,119 @@ check_domain(struct session *s, struct session_domain *d, char *why, size_t whys
 }
 
 /*
+ * RFC 8461 §5: an MX that fails the policy (not a policy MX, no TLS, bad
+ * certificate) is treated as unreachable and the sender moves on to the
+ * next MX. The legacy MTA can't do that for a failure it doesn't see, so
+ * stsproxy does it: it moves the session to the domain's policy-valid MX
+ * hosts, lowest preference first, before any envelope byte was sent.
+ * Returns 1 when a reroute is under way (the recipient will be answered
+ * later), 0 when there is nothing (more) to try.
+ */
+static int
+reroute_allowed(struct session *s)
+{
+	struct session_domain *d = s->cur;
+
+	return s->cfg->reroute && d != NULL && d->name[0] && d->name[0] != '[' && d->req.nmx > 0 &&
+	       !s->mail_sent && s->lst->kind != CFG_LISTEN_FIXED && s->dest_len > 0;
+}
+
+static int
+reroute_next(struct session *s)
+{
+	struct session_domain *d = s->cur;
+	struct session_candidate *c;
+	char from[300];
+
+	if (s->ireroute >= s->nreroute)
+		return 0;
+	c = &s->reroute[s->ireroute++];
+	snprintf(from, sizeof(from), "%s -> %s", s->dest_text, c->name);
+	session_log(s, LOG_NOTICE, "rerouting %s to policy MX %s (%s)", d->name, c->name,
+	            s->reroute_why);
+	session_event(s, "mx_rerouted", "notice", d->name, from, strlen(from));
+	memcpy(&s->dest_ss, &c->ss, c->len);
+	s->dest_len = c->len;
+	sockaddr_text((struct sockaddr *)&s->dest_ss, s->dest_text, sizeof(s->dest_text));
+	/* A new server: nothing learned about the old one holds. */
+	s->tls_tried = s->tls_ok = s->tls_failed_hard = 0;
+	s->tls_verify = 0;
+	s->sni[0] = '\0';
+	s->tls_fingerprint[0] = '\0';
+	s->memory_loaded = 0;
+	for (int i = 0; i < s->ndomains; i++)
+		if (&s->domains[i] != d)
+			s->domains[i].resolved = 0;
+	snprintf(d->mx_name, sizeof(d->mx_name), "%s", c->name);
+	d->name_from_mx = 1;
+	s->rerouting = 1;
+	connect_upstream(s, RELAY_ST_RECONNECT);
+	return 1;
+}
+
+static void
+reroute_found(void *arg, const struct mxfind_result *res)
+{
+	struct session *s = arg;
+	struct session_domain *d = s->cur;
+
+	s->mxq = NULL;
+	free(s->reroute);
+	s->nreroute = s->ireroute = 0;
+	snprintf(s->reroute_domain, sizeof(s->reroute_domain), "%s", d->name);
+	s->reroute = calloc(SESSION_MAXREROUTE, sizeof(*s->reroute));
+	for (int i = 0; s->reroute != NULL && i < res->nhosts; i++) {
+		const struct mxfind_host *h = &res->hosts[i];
+		int ok = 0;
+		for (int k = 0; k < d->req.nmx && !ok; k++)
+			ok = mxpattern_match(d->req.mx[k], h->name);
+		for (int a = 0; ok && a < h->naddrs && s->nreroute < SESSION_MAXREROUTE; a++) {
+			struct session_candidate *c = &s->reroute[s->nreroute];
+			if (mxfind_same_ip((const struct sockaddr *)&h->addrs[a].ss,
+			                   (struct sockaddr *)&s->dest_ss))
+				continue; /* the one that just failed */
+			snprintf(c->name, sizeof(c->name), "%s", h->name);
+			memcpy(&c->ss, &h->addrs[a].ss, h->addrs[a].len);
+			c->len = h->addrs[a].len;
+			sockaddr_set_port((struct sockaddr *)&c->ss, 25);
+			s->nreroute++;
+		}
+	}
+	if (!reroute_next(s))
+		defer_rcpt(s, "TLS policy for %s not met: %s; no other policy MX host to try",
+		           d->name, s->reroute_why);
+}
+
+static int
+reroute_or_defer(struct session *s, const char *why)
+{
+	struct session_domain *d = s->cur;
+	struct mxfind *m;
+
+	if (!reroute_allowed(s))
+		return 0;
+	if (!s->rerouting || strcmp(s->reroute_domain, d->name) != 0) {
+		/* First failure for this domain: find its policy MX hosts. */
+		snprintf(s->reroute_why, sizeof(s->reroute_why), "%s", why);
+		io_close(&s->server);
+		s->upstream_alive = 0;
+		s->rerouting = 1;
+		relay_enter(s, RELAY_ST_REROUTE);
+		m = mxfind_start(s->px->dns, d->name, NULL, reroute_found, s);
+		if (m != NULL)
+			s->mxq = m;
+		return 1;
+	}
+	io_close(&s->server);
+	s->upstream_alive = 0;
+	if (reroute_next(s))
+		return 1;
+	defer_rcpt(s, "TLS policy for %s not met: %s (and no other policy MX host worked)", d->name,
+	           why);
+	return 1;
+}
+
+/*
  * Drive the current RCPT to the server: (re)connect, upgrade, check,
  * replay MAIL, forward RCPT, in that order; each step re-enters here
  * when its reply arrives.
@@ -720,7 +851,11 @@ rcpt_advance(struct session *s)
 		return;
 	if (!s->upstream_alive) {
 		if (tlspolicy_requires_tls(&d->req)) {
+			char why2[400];
 			d->verdict = TLSPOLICY_FAIL_NOTLS;
+			snprintf(why2, sizeof(why2), "TLS with %s failed", s->dest_text);
+			if (reroute_or_defer(s, why2))
+				return;
 			defer_rcpt(s, "%s requires TLS (%s policy) and TLS with %s failed", d->name,
 			           tlspolicy_source_name(d->req.source), s->dest_text);
 			return;
@@ -741,6 +876,8 @@ rcpt_advance(struct session *s)
 	if (f != TLSPOLICY_OK) {
 		if (tlspolicy_requires_tls(&d->req)) {
 			session_event(s, "policy_failure", "alert", d->name, why, strlen(why));
+			if (reroute_or_defer(s, why))
+				return;
 			defer_rcpt(s, "TLS policy for %s not met: %s", d->name, why);
 			return;
 		}
@@ -1323,6 +1460,12 @@ relay_on_timeout(struct session *s)
 		return;
 	case RELAY_ST_CLIENT_TLS:
 		session_close(s, "timeout", "client TLS handshake timeout");
+		return;
+	case RELAY_ST_REROUTE:
+		mxfind_cancel(s->mxq);
+		s->mxq = NULL;
+		defer_rcpt(s, "TLS policy for %s not met: %s; MX lookup for rerouting timed out",
+		           s->cur ? s->cur->name : "?", s->reroute_why);
 		return;
 	case RELAY_ST_CLOSING:
 		session_close(s, s->result[0] ? s->result : "timeout", NULL);

@@ -323,6 +323,7 @@ session_free(struct session *s)
 	free(s->mail_line);
 	free(s->mail_error);
 	free(s->rcpt_line);
+	free(s->reroute);
 	cfg_unref(s->cfg);
 	free(s);
 }

@@ -52,11 +52,19 @@ enum relay_state {
 	RELAY_ST_DATAEND,      /* waiting for the server's verdict on the message */
 	RELAY_ST_CLIENT_TLS,   /* handshake with the legacy client */
 	RELAY_ST_MONITOR,      /* monitor mode: byte relay */
+	RELAY_ST_REROUTE,      /* looking up policy-valid MX hosts to move the session to */
 	RELAY_ST_CLOSING,      /* flushing a last reply, then gone */
 	RELAY_ST_MAX
 };
 
 #define SESSION_MAXDOMAINS 16
+#define SESSION_MAXREROUTE 8
+
+struct session_candidate {
+	char name[256];
+	struct sockaddr_storage ss;
+	socklen_t len;
+};
 
 /* What one recipient domain needs and what the session knows about it. */
 struct session_domain {
@@ -125,6 +133,14 @@ struct session {
 
 	struct session_domain domains[SESSION_MAXDOMAINS];
 	int ndomains;
+
+	/* Rerouting (RFC 8461 §5): policy-valid MX hosts of the current
+	 * domain to move the session to when the destination fails. */
+	struct session_candidate *reroute;
+	int nreroute, ireroute;
+	char reroute_domain[256];
+	char reroute_why[256];
+	int rerouting; /* the upstream is a candidate being tried */
 
 	/* pending asynchronous work, cancelled by session_free */
 	struct policy_query *polq;
