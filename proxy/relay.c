@@ -401,6 +401,9 @@ upstream_lost(struct session *s, const char *why)
 		io_close(&s->server);
 		s->upstream_alive = 0;
 		relay_enter(s, RELAY_ST_BODY_DISCARD);
+		/* It may have been paused by backpressure from the server that
+		 * is now gone: nothing else would ever resume it. */
+		io_pause(&s->client, 0);
 		client_process(s);
 		return;
 	case RELAY_ST_TLS:
@@ -442,6 +445,8 @@ relay_server_cb(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_DATAIN:
 		server_process(s);
+		if (!s->closed)
+			io_update(&s->server);
 		break;
 	case IO_TLSREADY:
 		tls_ready(s);
@@ -1325,8 +1330,11 @@ body_forward(struct session *s)
 			return;
 		}
 	}
-	if (!s->closed)
+	if (!s->closed) {
+		/* Room was made in the input buffer: reading may resume. */
+		io_update(&s->client);
 		session_timer(s, state_timeout(s, s->state));
+	}
 }
 
 static void
@@ -1369,6 +1377,8 @@ client_process(struct session *s)
 		handle_command(s, line, len);
 	}
 	s->processing = 0;
+	if (!s->closed)
+		io_update(&s->client);
 }
 
 void
