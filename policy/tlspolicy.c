@@ -36,7 +36,7 @@ tlspolicy_check(const struct tls_req *req, const struct tls_state *st, char *why
 		return TLSPOLICY_OK;
 	if (!st->tls) {
 		snprintf(why, whysz, "TLS required (%s policy) but the session is not encrypted",
-			 tlspolicy_source_name(req->source));
+		         tlspolicy_source_name(req->source));
 		return TLSPOLICY_FAIL_NOTLS;
 	}
 	if (req->level == CFG_TLS_ENCRYPT)
@@ -46,24 +46,24 @@ tlspolicy_check(const struct tls_req *req, const struct tls_state *st, char *why
 	 * the certificate must be valid for that MX host name. A name learned
 	 * only from PTR proves nothing about the domain's MX set. */
 	if (st->mx_name == NULL || !st->name_from_mx) {
-		snprintf(why, whysz, "destination is not an MX host of the domain%s%s",
-			 st->mx_name ? " (reverse name " : "", st->mx_name ? st->mx_name : "");
-		if (st->mx_name)
-			strncat(why, ")", whysz - strlen(why) - 1);
+		snprintf(why, whysz, "destination is not an MX host of the domain%s%s%s",
+		         st->mx_name ? " (reverse name " : "", st->mx_name ? st->mx_name : "",
+		         st->mx_name ? ")" : "");
 		return TLSPOLICY_FAIL_NOMXNAME;
 	}
 	if (req->nmx > 0) {
 		for (int i = 0; i < req->nmx && !matched; i++)
 			matched = mxpattern_match(req->mx[i], st->mx_name);
 		if (!matched) {
-			snprintf(why, whysz, "MX host %s matches none of the %s policy's mx patterns",
-				 st->mx_name, tlspolicy_source_name(req->source));
+			snprintf(why, whysz,
+			         "MX host %s matches none of the %s policy's mx patterns",
+			         st->mx_name, tlspolicy_source_name(req->source));
 			return TLSPOLICY_FAIL_MXPATTERN;
 		}
 	}
 	if (st->verify != 0) {
 		snprintf(why, whysz, "certificate for %s: %s", st->mx_name,
-			 verify_text(st->verify));
+		         verify_text(st->verify));
 		return TLSPOLICY_FAIL_CERT;
 	}
 	return TLSPOLICY_OK;

@@ -495,6 +495,13 @@ io_on_read(struct ev_loop *loop, ev_io *w, int revents)
 		io->cb(io, IO_DATAIN, io->arg);
 		if (io->flags & IO_F_CLOSED)
 			return;
+		/* The owner may have drained a full buffer: reading stopped
+		 * when it filled, so restart it, and fetch records mbed TLS
+		 * already holds (the socket won't announce them again). */
+		io_update(io);
+		if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_PAUSED) &&
+		    iobuf_used(&io->in) < io->in.max && mbedtls_ssl_check_pending(io->ssl))
+			ev_feed_event(io->loop, &io->rw, EV_READ);
 	}
 	if ((io->flags & IO_F_EOF) && !(io->flags & IO_F_CLOSED)) {
 		watch(io, &io->rw, 0);

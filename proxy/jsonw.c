@@ -3,6 +3,7 @@
  * Never writes past buf; on overflow the record is cut and closed so the
  * line stays parseable as long as possible, and j->overflow is set.
  */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +116,29 @@ jsonw_escape(char *out, size_t outsz, const char *s, size_t len)
 	return o;
 }
 
+/* A member is written whole or not at all: remember where it started. */
+struct member {
+	size_t len;
+	int first;
+};
+
+static struct member
+member_begin(const struct jsonw *j)
+{
+	struct member m = {j->len, j->first};
+	return m;
+}
+
+static void
+member_end(struct jsonw *j, struct member m)
+{
+	if (!j->overflow)
+		return;
+	j->len = m.len;
+	j->first = m.first;
+	j->buf[j->len] = '\0';
+}
+
 static void
 key(struct jsonw *j, const char *k)
 {
@@ -135,6 +159,7 @@ jsonw_begin(struct jsonw *j)
 	j->depth = 1;
 	j->first = 1;
 	j->overflow = 0;
+	j->skipped = 0;
 	j->buf[0] = '\0';
 	put(j, "{", 1);
 }
@@ -144,16 +169,18 @@ jsonw_strn(struct jsonw *j, const char *k, const char *val, size_t len)
 {
 	char esc[JSONW_MAX];
 	size_t n;
+	struct member m = member_begin(j);
 
 	key(j, k);
 	if (val == NULL) {
 		put(j, "null", 4);
-		return;
+	} else {
+		n = jsonw_escape(esc, sizeof(esc), val, len);
+		put(j, "\"", 1);
+		put(j, esc, n);
+		put(j, "\"", 1);
 	}
-	n = jsonw_escape(esc, sizeof(esc), val, len);
-	put(j, "\"", 1);
-	put(j, esc, n);
-	put(j, "\"", 1);
+	member_end(j, m);
 }
 
 void
@@ -166,44 +193,66 @@ void
 jsonw_int(struct jsonw *j, const char *k, long long v)
 {
 	char tmp[32];
+	struct member m = member_begin(j);
 
 	key(j, k);
 	snprintf(tmp, sizeof(tmp), "%lld", v);
 	puts_(j, tmp);
+	member_end(j, m);
 }
 
 void
 jsonw_uint(struct jsonw *j, const char *k, unsigned long long v)
 {
 	char tmp[32];
+	struct member m = member_begin(j);
 
 	key(j, k);
 	snprintf(tmp, sizeof(tmp), "%llu", v);
 	puts_(j, tmp);
+	member_end(j, m);
 }
 
 void
 jsonw_double(struct jsonw *j, const char *k, double v)
 {
-	char tmp[48];
+	char tmp[64];
+	struct member m = member_begin(j);
 
 	key(j, k);
-	snprintf(tmp, sizeof(tmp), "%.3f", v);
+	/* JSON has no NaN or infinity; huge values keep their exponent. */
+	if (!isfinite(v))
+		snprintf(tmp, sizeof(tmp), "null");
+	else if (fabs(v) < 1e15)
+		snprintf(tmp, sizeof(tmp), "%.3f", v);
+	else
+		snprintf(tmp, sizeof(tmp), "%.17g", v);
 	puts_(j, tmp);
+	member_end(j, m);
 }
 
 void
 jsonw_bool(struct jsonw *j, const char *k, int v)
 {
+	struct member m = member_begin(j);
+
 	key(j, k);
 	puts_(j, v ? "true" : "false");
+	member_end(j, m);
 }
 
 void
 jsonw_array_begin(struct jsonw *j, const char *k)
 {
+	struct member m = member_begin(j);
+
 	key(j, k);
 	put(j, "[", 1);
+	member_end(j, m);
+	if (j->overflow) {
+		j->skipped++;
+		return;
+	}
 	j->first = 1;
 	j->depth++;
 }
@@ -217,6 +266,10 @@ jsonw_array_str(struct jsonw *j, const char *val)
 void
 jsonw_array_end(struct jsonw *j)
 {
+	if (j->skipped > 0) {
+		j->skipped--;
+		return;
+	}
 	/* The reserve guarantees closing brackets fit even after overflow. */
 	if (j->len + 1 < sizeof(j->buf)) {
 		j->buf[j->len++] = ']';

@@ -2,7 +2,9 @@
  * jsonw: a tiny bounded JSON object writer for log records.
  * Strings are escaped (control bytes, quotes, backslash, and bytes that
  * are not valid UTF-8 as \u00XX) so hostile SMTP text can't break a line.
- * Output is truncated safely at the buffer size (j->overflow set).
+ * When the buffer is full, the member that did not fit is left out whole
+ * (never half a key or string), later members too, and j->overflow is set:
+ * the object stays valid JSON.
  */
 #ifndef STSPROXY_JSONW_H
 #define STSPROXY_JSONW_H
@@ -18,6 +20,7 @@ struct jsonw {
 	int depth;
 	int first; /* no member written yet at this depth */
 	int overflow;
+	int skipped; /* arrays not opened because of overflow */
 };
 
 void jsonw_begin(struct jsonw *j);                                 /* "{" */

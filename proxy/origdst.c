@@ -59,6 +59,9 @@ sockaddr_ip_text(const struct sockaddr *sa, char *buf, size_t len)
 {
 	struct sockaddr_in v4;
 
+	if (len == 0)
+		return buf;
+	buf[0] = '\0'; /* inet_ntop leaves buf untouched when it is too short */
 	if (mapped_v4(sa, &v4))
 		sa = (const struct sockaddr *)&v4;
 	if (sa->sa_family == AF_INET)

@@ -1,7 +1,7 @@
 """STARTTLS command injection (CVE-2011-0411 class): the server's 220 and a
 forged reply arrive in one write. stsproxy must not feed the extra bytes to
 TLS nor treat them as a reply: it aborts with a 421 and logs
-plaintext_injection; the envelope never reaches the server."""
+starttls_reply_pipelined; the envelope never reaches the server."""
 
 TITLE = "plaintext injected after the STARTTLS 220"
 
@@ -24,9 +24,13 @@ def run(t):
                 "server never received MAIL or RCPT", sc.commands)
         rec = t.session_ok(px, c)
         sid = rec.get("session")
-        ev = px.events("plaintext_injection", session=sid)
-        t.check(len(ev) == 1, "event plaintext_injection logged", px.event_names(sid))
-        t.check(ev and "250 injected" in ev[0].get("evidence", ""), "event evidence holds the injected bytes", ev)
-        t.check(ev and ev[0].get("severity") == "alert", "plaintext_injection severity alert", ev)
+        # docs/events.md: bytes behind the server's 220 are starttls_reply_pipelined
+        # (plaintext_injection is the client-side name); evidence is %XX-encoded.
+        ev = px.events("starttls_reply_pipelined", session=sid)
+        t.check(len(ev) == 1, "event starttls_reply_pipelined logged", px.event_names(sid))
+        # evidence is the 220 line the bytes rode behind; "bytes" counts them
+        t.check(ev and ev[0].get("bytes") == len(b"250 injected\r\n"), "event counts the injected bytes", ev)
+        t.check(ev and ev[0].get("evidence", "").startswith("220"), "event evidence is the 220 reply", ev)
+        t.check(ev and ev[0].get("severity") == "alert", "starttls_reply_pipelined severity alert", ev)
         t.eq(rec.get("tls"), False, "session record tls")
         t.eq(rec.get("result"), "injection", "session record result")
