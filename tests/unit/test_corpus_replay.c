@@ -42,6 +42,9 @@
 #define LLVMFuzzerTestOneInput replay_detect
 #include "../fuzz/fuzz_detect.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput replay_smtp_body
+#include "../fuzz/fuzz_smtp_body.c"
+#undef LLVMFuzzerTestOneInput
 
 #ifndef TEST_DATA_DIR
 #error "TEST_DATA_DIR must name tests/data"
@@ -168,6 +171,13 @@ test_replay_detect(void **state)
 	assert_true(replay_dir("detect", replay_detect) > 0);
 }
 
+static void
+test_replay_smtp_body(void **state)
+{
+	(void)state;
+	assert_true(replay_dir("smtp_body", replay_smtp_body) > 0);
+}
+
 int
 main(void)
 {
@@ -176,6 +186,7 @@ main(void)
 	        cmocka_unit_test(test_replay_smtp_cmd),   cmocka_unit_test(test_replay_mxpattern),
 	        cmocka_unit_test(test_replay_sts_record), cmocka_unit_test(test_replay_sts_policy),
 	        cmocka_unit_test(test_replay_pcache),     cmocka_unit_test(test_replay_detect),
+	        cmocka_unit_test(test_replay_smtp_body),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
