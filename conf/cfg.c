@@ -316,6 +316,21 @@ static const struct cfg_key cfg_log_keys[] = {
         CFG_END,
 };
 
+/* RFC 8461. The limits are ours: §3.3 asks for "a reasonable" timeout and
+ * size, the parser refuses more than STS_POLICY_MAXLEN (64 KiB). */
+static const struct cfg_key cfg_sts_keys[] = {
+        CFG_BOOL("enabled", sts_enabled),
+        CFG_SECONDS("fetch_timeout", sts_fetch_timeout, 300),
+        CFG_SIZE("max_policy_size", sts_max_policy_size, 1024, 65536),
+        CFG_SECONDS("negative_ttl", sts_negative_ttl, 86400),
+        CFG_SECONDS("refresh_interval", sts_refresh_interval, 86400),
+        CFG_PATH("cache_file", sts_cache_file, 0),
+        /* pcache's own bound (PCACHE_MAXENTRIES) */
+        CFG_INT("max_cache_entries", sts_max_cache_entries, 1, 100000),
+        CFG_INT("https_port", sts_https_port, 1, 65535),
+        CFG_END,
+};
+
 /* The known top-level settings, in dump order. A new group is one row here
  * plus its member table. */
 static const struct cfg_key cfg_top[] = {
@@ -328,6 +343,7 @@ static const struct cfg_key cfg_top[] = {
         CFG_GROUP("timeouts", cfg_timeout_keys, NULL),
         CFG_GROUP("log", cfg_log_keys, NULL),
         CFG_PATH("state_dir", state_dir, 0),
+        CFG_GROUP("sts", cfg_sts_keys, NULL),
         CFG_END,
 };
 
@@ -1397,6 +1413,7 @@ cfg_free(struct cfg *c)
 	free(c->policies);
 	free(c->log_file);
 	free(c->state_dir);
+	free(c->sts_cache_file);
 	free(c);
 }
 
@@ -1451,6 +1468,15 @@ cfg_defaults(void)
 	c->log_level = LOG_INFO;
 	c->log_syslog = false;
 	c->state_dir = NULL;
+
+	c->sts_enabled = true;
+	c->sts_fetch_timeout = 30;
+	c->sts_max_policy_size = 65536;
+	c->sts_negative_ttl = 300;
+	c->sts_refresh_interval = 3600;
+	c->sts_cache_file = NULL; /* cfg_load: <state_dir>/mta-sts.cache */
+	c->sts_max_cache_entries = 10000;
+	c->sts_https_port = 443;
 
 	if (c->ca_file == NULL || c->log_file == NULL)
 		goto fail;
@@ -1538,6 +1564,14 @@ cfg_load(const char *path, char *err, size_t errsz)
 	if (config_lookup(&lc, "tls.ca_file") == NULL && access(ld.c->ca_file, R_OK) == -1) {
 		cfg_fail_plain(&ld, "%s: tls.ca_file: default \"%s\" cannot be read: %s", path,
 		               ld.c->ca_file, strerror(errno));
+		goto fail;
+	}
+	/* The policy cache lives in the state directory unless placed
+	 * elsewhere; without either it is kept in memory only. */
+	if (ld.c->sts_cache_file == NULL && ld.c->state_dir != NULL &&
+	    asprintf(&ld.c->sts_cache_file, "%s/mta-sts.cache", ld.c->state_dir) < 0) {
+		ld.c->sts_cache_file = NULL;
+		cfg_fail_plain(&ld, "%s: out of memory", path);
 		goto fail;
 	}
 	config_destroy(&lc);

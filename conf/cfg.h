@@ -115,6 +115,16 @@ struct cfg {
 
 	/* state kept across restarts */
 	char *state_dir; /* policy cache, TOFU memory; NULL = none kept */
+
+	/* MTA-STS (RFC 8461), group "sts" */
+	bool sts_enabled;
+	double sts_fetch_timeout;    /* one policy fetch, resolution to last body byte */
+	size_t sts_max_policy_size;  /* policy body bytes; more is a failed fetch */
+	double sts_negative_ttl;     /* a failed fetch is not retried for the same id */
+	double sts_refresh_interval; /* period of the proactive refresh scan */
+	char *sts_cache_file;        /* persistent policy cache; NULL = memory only */
+	int sts_max_cache_entries;
+	int sts_https_port; /* 443; other values are for tests only */
 };
 
 /* Embedded defaults (listen 127.0.0.1:10025 and [::1]:10025, redirect, upgrade). */

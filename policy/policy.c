@@ -28,8 +28,8 @@ struct policy_query {
 	struct sts_lookup *sl;
 	policy_cb *cb;
 	void *arg;
-	int starting;      /* inside policy_lookup */
-	int have_req;      /* answered while starting */
+	int starting;       /* inside policy_lookup */
+	int have_req;       /* answered while starting */
 	struct tls_req req; /* that answer */
 };
 
@@ -101,8 +101,6 @@ policy_from_sts(const struct sts_result *r, const struct tls_req *base, struct t
 		 * refused (deferred), never accepted unchecked. */
 		log_warnx("mta-sts: %s: policy has %d mx patterns, only the first %d are used",
 		          r->domain, r->nmx, TLSPOLICY_MAXMX);
-	if (r->mode == STS_MODE_ENFORCE && r->nmx == 0)
-		req->nmx = 0; /* cannot happen: the parser requires mx with enforce */
 }
 
 static void

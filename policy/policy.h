@@ -21,12 +21,19 @@ struct policy_query;
 
 typedef void policy_cb(void *arg, const struct tls_req *req);
 
-struct policy_engine *policy_new(struct ev_loop *loop, struct dns *dns, char *err, size_t errsz);
+/*
+ * cfg: the start-up snapshot; its "sts" group configures the MTA-STS engine
+ * (not created when sts.enabled is false). Loads the MTA-STS policy cache.
+ * policy_free() cancels every pending lookup without callbacks; call it
+ * before dns_free().
+ */
+struct policy_engine *policy_new(struct ev_loop *loop, struct dns *dns, const struct cfg *cfg,
+                                 char *err, size_t errsz);
 void policy_free(struct policy_engine *pe);
 
 /* cfg is the caller's snapshot (sessions keep the one they started with). */
 struct policy_query *policy_lookup(struct policy_engine *pe, const struct cfg *cfg,
-				   const char *domain, policy_cb *cb, void *arg);
+                                   const char *domain, policy_cb *cb, void *arg);
 void policy_cancel(struct policy_query *q);
 
 #endif

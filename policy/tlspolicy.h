@@ -29,18 +29,19 @@ enum tlspolicy_source {
 struct tls_req {
 	enum cfg_tls_level level;
 	enum tlspolicy_source source;
-	int testing;                        /* report violations, deliver anyway */
-	int nmx;                            /* acceptable MX patterns; 0 = any MX */
+	int testing; /* report violations, deliver anyway */
+	int nmx;     /* acceptable MX patterns; 0 = any MX */
 	char mx[TLSPOLICY_MAXMX][256];
-	char id[40];                        /* MTA-STS policy id, "" otherwise */
+	char id[40]; /* MTA-STS policy id, "" otherwise */
 };
 
 struct tls_state {
-	int tls;            /* TLS established with the destination */
-	int tls13;          /* TLS 1.3 (else 1.2) */
-	uint32_t verify;    /* mbed TLS flags for mx_name (or chain only without a name); 0 = ok */
-	const char *mx_name; /* MX host the destination belongs to for this domain; NULL if unknown */
-	int name_from_mx;   /* mx_name came from the domain's own MX set (or the
+	int tls;         /* TLS established with the destination */
+	int tls13;       /* TLS 1.3 (else 1.2) */
+	uint32_t verify; /* mbed TLS flags for mx_name (or chain only without a name); 0 = ok */
+	const char
+	        *mx_name; /* MX host the destination belongs to for this domain; NULL if unknown */
+	int name_from_mx; /* mx_name came from the domain's own MX set (or the
 	                       operator's configured upstream), not from PTR */
 };
 
@@ -59,7 +60,7 @@ enum tlspolicy_fail {
  * Pure function.
  */
 enum tlspolicy_fail tlspolicy_check(const struct tls_req *req, const struct tls_state *st,
-				    char *why, size_t whysz);
+                                    char *why, size_t whysz);
 
 const char *tlspolicy_fail_name(enum tlspolicy_fail f);
 const char *tlspolicy_source_name(enum tlspolicy_source s);

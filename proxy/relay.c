@@ -431,6 +431,20 @@ upstream_lost(struct session *s, const char *why)
 }
 
 static void tls_failed(struct session *s, const char *why);
+
+/*
+ * Remember the upstream TLS session for resumption, but only one whose
+ * certificate was fully verified for the name it is keyed under: a
+ * resumed handshake carries no certificate, so trust is inherited from
+ * the session it resumes. Saving an unverified session would let a later
+ * connection pass "verify" without any check.
+ */
+static void
+save_tls_session(struct session *s)
+{
+	if (s->tls_ok && s->tls_verify == 0 && s->sni[0] && s->server.ssl != NULL)
+		tls_client_save(s->px->tls, s->server.ssl, s->tls_key);
+}
 static void tls_ready(struct session *s);
 
 void
@@ -452,7 +466,7 @@ relay_server_cb(struct io *io, enum io_event ev, void *arg)
 		tls_ready(s);
 		break;
 	case IO_TICKET:
-		tls_client_save(s->px->tls, io->ssl, s->tls_key);
+		save_tls_session(s);
 		break;
 	case IO_LOWAT:
 		if ((s->state == RELAY_ST_BODY || s->state == RELAY_ST_BODY_DISCARD) &&
@@ -492,6 +506,10 @@ choose_sni(struct session *s)
 	} else if (s->lst->kind == CFG_LISTEN_FIXED && s->lst->upstream_name[0]) {
 		snprintf(s->sni, sizeof(s->sni), "%s", s->lst->upstream_name);
 		s->sni_from_mx = 1;
+	} else if (s->ptr_name[0]) {
+		/* Better than no SNI for servers that pick a certificate by
+		 * name, but it proves nothing: never counts for "verify". */
+		snprintf(s->sni, sizeof(s->sni), "%s", s->ptr_name);
 	}
 }
 
@@ -562,7 +580,7 @@ tls_ready(struct session *s)
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", io_tls_version(&s->server));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", io_tls_cipher(&s->server));
 	tls_count_handshake(s->px->tls, 0);
-	tls_client_save(s->px->tls, ssl, s->tls_key);
+	save_tls_session(s);
 	s->px->stats.tls_upgraded++;
 	session_log(s, LOG_INFO, "TLS established with %s: %s %s, sni=%s, certificate %s",
 	            s->dest_text, io_tls_version(&s->server), io_tls_cipher(&s->server),
@@ -648,6 +666,18 @@ domain_resolved(struct session *s)
 }
 
 static void
+ptr_found(void *arg, enum dns_status st, const char *name)
+{
+	struct session *s = arg;
+
+	s->ptrq = NULL;
+	s->ptr_done = 1;
+	if (st == DNS_OK && name != NULL)
+		snprintf(s->ptr_name, sizeof(s->ptr_name), "%s", name);
+	domain_resolved(s);
+}
+
+static void
 mx_found(void *arg, const struct mxfind_result *res)
 {
 	struct session *s = arg;
@@ -660,6 +690,15 @@ mx_found(void *arg, const struct mxfind_result *res)
 	} else {
 		session_log(s, LOG_INFO, "%s is not an MX host of %s (MX lookup: %s, %d hosts)",
 		            s->dest_text, d->name, dns_strstatus(res->mx_status), res->nhosts);
+		if (!s->tls_tried && !s->ptr_done) {
+			/* No MX name for SNI: try the reverse name (RFC 8461
+			 * §7.1 wants SNI; this one is only a hint). */
+			struct dns_query *q = dns_query_ptr(
+			        s->px->dns, (struct sockaddr *)&s->dest_ss, ptr_found, s);
+			if (q != NULL && !s->closed)
+				s->ptrq = q;
+			return;
+		}
 	}
 	domain_resolved(s);
 }
@@ -946,7 +985,9 @@ handle_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line, siz
 		return;
 	}
 	q = policy_lookup(s->px->policy, s->cfg, domain, policy_found, s);
-	if (q != NULL && !s->closed)
+	if (q != NULL && s->closed)
+		policy_cancel(q);
+	else if (q != NULL)
 		s->polq = q;
 }
 
@@ -1450,6 +1491,9 @@ relay_on_timeout(struct session *s)
 		 * needs the MX name will fail closed in tlspolicy_check. */
 		mxfind_cancel(s->mxq);
 		s->mxq = NULL;
+		dns_cancel(s->ptrq);
+		s->ptrq = NULL;
+		s->ptr_done = 1;
 		session_log(s, LOG_NOTICE, "MX lookup for %s timed out",
 		            s->cur ? s->cur->name : "?");
 		if (s->cur)

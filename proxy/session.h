@@ -122,6 +122,8 @@ struct session {
 	int tls_failed_hard; /* handshake failed: never try this destination again here */
 	uint32_t tls_verify; /* verify flags for sni */
 	char sni[256];       /* name sent in SNI and checked, "" = none */
+	char ptr_name[256];  /* reverse name of the destination, when no MX name fits */
+	int ptr_done;
 	int sni_from_mx;
 	char tls_key[320];    /* resumption cache key */
 	char tls_version[16]; /* negotiated, kept for the outcome record */

@@ -127,7 +127,15 @@ cfg_diff(const struct cfg *a, const struct cfg *b, int skip_policy_state)
 			F(strv_equal(x->mx, x->nmx, y->mx, y->nmx), "policy mx");
 		}
 		F(str_equal(a->state_dir, b->state_dir), "state_dir");
+		F(str_equal(a->sts_cache_file, b->sts_cache_file), "sts_cache_file");
 	}
+	F(a->sts_enabled == b->sts_enabled, "sts_enabled");
+	F(a->sts_fetch_timeout == b->sts_fetch_timeout, "sts_fetch_timeout");
+	F(a->sts_max_policy_size == b->sts_max_policy_size, "sts_max_policy_size");
+	F(a->sts_negative_ttl == b->sts_negative_ttl, "sts_negative_ttl");
+	F(a->sts_refresh_interval == b->sts_refresh_interval, "sts_refresh_interval");
+	F(a->sts_max_cache_entries == b->sts_max_cache_entries, "sts_max_cache_entries");
+	F(a->sts_https_port == b->sts_https_port, "sts_https_port");
 	F(a->max_sessions == b->max_sessions, "max_sessions");
 	F(a->max_line == b->max_line, "max_line");
 	F(a->max_reply_lines == b->max_reply_lines, "max_reply_lines");
@@ -200,6 +208,14 @@ test_defaults(void **state)
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_false(c->log_syslog);
 	assert_null(c->state_dir);
+	assert_true(c->sts_enabled);
+	assert_true(c->sts_fetch_timeout == 30.0);
+	assert_int_equal(c->sts_max_policy_size, 65536);
+	assert_true(c->sts_negative_ttl == 300.0);
+	assert_true(c->sts_refresh_interval == 3600.0);
+	assert_null(c->sts_cache_file);
+	assert_int_equal(c->sts_max_cache_entries, 10000);
+	assert_int_equal(c->sts_https_port, 443);
 	assert_null(cfg_policy_find(c, "example.com"));
 	cfg_unref(c);
 }
@@ -254,6 +270,7 @@ check_reference(const struct cfg *c)
 		fail_msg("stsproxy.conf documents a wrong default for %s", diff);
 	cfg_unref(d);
 	assert_string_equal(c->state_dir, "/var/lib/stsproxy");
+	assert_string_equal(c->sts_cache_file, "/var/lib/stsproxy/mta-sts.cache");
 	assert_int_equal(c->npolicies, 3);
 }
 
@@ -434,6 +451,17 @@ static const struct {
          "domain = \"xn--bcher-kva.example\";"},
         {"log = { level = \"error\"; };\n", "level = \"error\";"},
         {"log = { file = \"-\"; };\n", "file = \"-\";"},
+        /* sts */
+        {"sts = { enabled = false; };\n", "enabled = false;"},
+        {"sts = { fetch_timeout = 300; max_policy_size = 1024; };\n", "fetch_timeout = 300.0;"},
+        {"sts = { max_policy_size = 65536; };\n", "max_policy_size = 65536;"},
+        {"sts = { negative_ttl = 0.5; refresh_interval = 86400; };\n", "negative_ttl = 0.5;"},
+        {"sts = { max_cache_entries = 1; https_port = 8443; };\n", "https_port = 8443;"},
+        {"sts = { cache_file = \"/tmp/x.cache\"; };\n", "cache_file = \"/tmp/x.cache\";"},
+        {"state_dir = \"/var/lib/s\";\n", "cache_file = \"/var/lib/s/mta-sts.cache\";"},
+        {"sts = { cache_file = \"/c/p.cache\"; };\nstate_dir = \"/var/lib/s\";\n",
+         "cache_file = \"/c/p.cache\";"},
+        {"sts = { };\n", "# cache_file not set"},
 };
 
 static void
@@ -471,7 +499,7 @@ static const struct {
 
         /* unknown settings */
         {"mdoe = \"upgrade\";\n", "t.conf:1: mdoe: unknown setting (did you mean \"mode\"?)"},
-        {"sts = { };\n", "t.conf:1: sts: unknown setting"},
+        {"dane = { };\n", "t.conf:1: dane: unknown setting"},
         {"tls = {\n\tca_fiel = \"/x\";\n};\n",
          "t.conf:2: tls.ca_fiel: unknown setting (did you mean \"ca_file\"?)"},
         {"timeouts = { conect = 5; };\n",
@@ -663,6 +691,34 @@ static const struct {
         {"state_dir = 5;\n", "t.conf:1: state_dir: expected a string"},
         {"# a comment\n/* another\n   one */\nstate_dir = [ \"/var\" ];\n",
          "t.conf:4: state_dir: expected a string"},
+
+        /* sts */
+        {"sts = { enabled = 1; };\n", "t.conf:1: sts.enabled: expected true or false"},
+        {"sts = { fetch_timeout = 0; };\n",
+         "t.conf:1: sts.fetch_timeout: must be greater than 0 and at most 300"},
+        {"sts = { fetch_timeout = 301; };\n",
+         "t.conf:1: sts.fetch_timeout: must be greater than 0 and at most 300"},
+        {"sts = { max_policy_size = 65537; };\n",
+         "t.conf:1: sts.max_policy_size: must be between 1024 and 65536"},
+        {"sts = { max_policy_size = 1023; };\n",
+         "t.conf:1: sts.max_policy_size: must be between 1024 and 65536"},
+        {"sts = { negative_ttl = -5; };\n",
+         "t.conf:1: sts.negative_ttl: must be greater than 0 and at most 86400"},
+        {"sts = { refresh_interval = 86401; };\n",
+         "t.conf:1: sts.refresh_interval: must be greater than 0 and at most 86400"},
+        {"sts = { cache_file = \"\"; };\n", "t.conf:1: sts.cache_file: must not be empty"},
+        {"sts = { max_cache_entries = 0; };\n",
+         "t.conf:1: sts.max_cache_entries: must be between 1 and 100000"},
+        {"sts = { max_cache_entries = 100001; };\n",
+         "t.conf:1: sts.max_cache_entries: must be between 1 and 100000"},
+        {"sts = { https_port = 0; };\n", "t.conf:1: sts.https_port: must be between 1 and 65535"},
+        {"sts = { https_port = 65536; };\n",
+         "t.conf:1: sts.https_port: must be between 1 and 65535"},
+        {"sts = { enable = true; };\n",
+         "t.conf:1: sts.enable: unknown setting (did you mean \"enabled\"?)"},
+        {"sts = { negativ_ttl = 5; };\n",
+         "t.conf:1: sts.negativ_ttl: unknown setting (did you mean \"negative_ttl\"?)"},
+        {"sts = true;\n", "t.conf:1: sts: expected a group { ... }"},
 };
 
 static void
