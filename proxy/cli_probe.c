@@ -252,17 +252,7 @@ on_tls_ready(struct probe *p)
 	snprintf(t->tls_version, sizeof(t->tls_version), "%s", io_tls_version(&p->io));
 	snprintf(t->tls_cipher, sizeof(t->tls_cipher), "%s", io_tls_cipher(&p->io));
 	(void)tls_peer_fingerprint(p->io.ssl, t->fingerprint, sizeof(t->fingerprint));
-	if (t->verify != 0) {
-		uint32_t v = t->verify;
-		enum detect_tls_kind kind =
-		        (v & MBEDTLS_X509_BADCERT_NOT_TRUSTED) ? DETECT_TLS_UNTRUSTED
-		        : (v & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
-		                ? DETECT_TLS_EXPIRED
-		        : (v & MBEDTLS_X509_BADCERT_CN_MISMATCH) ? DETECT_TLS_NAME
-		                                                 : DETECT_TLS_INVALID;
-		if (kind != DETECT_TLS_NAME || t->name[0])
-			detect_tls_failure(kind, tls_verify_reason(v), &t->findings);
-	}
+	tls_verify_findings(t->verify, t->name[0] != '\0', &t->findings);
 	snprintf(line, sizeof(line), "EHLO %s", p->helo);
 	send_line(p, line, PROBE_EHLO2);
 }

@@ -586,19 +586,7 @@ tls_ready(struct session *s)
 	            s->dest_text, io_tls_version(&s->server), io_tls_cipher(&s->server),
 	            s->sni[0] ? s->sni : "(none)", tls_verify_reason(s->tls_verify));
 	(void)tls_peer_fingerprint(ssl, s->tls_fingerprint, sizeof(s->tls_fingerprint));
-	if (s->tls_verify != 0) {
-		uint32_t v = s->tls_verify;
-		enum detect_tls_kind kind =
-		        (v & MBEDTLS_X509_BADCERT_NOT_TRUSTED) ? DETECT_TLS_UNTRUSTED
-		        : (v & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
-		                ? DETECT_TLS_EXPIRED
-		        : (v & MBEDTLS_X509_BADCERT_CN_MISMATCH) ? DETECT_TLS_NAME
-		                                                 : DETECT_TLS_INVALID;
-		/* Without a name there is nothing to mismatch: only report
-		 * what the chain itself says. */
-		if (kind != DETECT_TLS_NAME || s->sni[0])
-			detect_tls_failure(kind, tls_verify_reason(v), &s->findings);
-	}
+	tls_verify_findings(s->tls_verify, s->sni[0] != '\0', &s->findings);
 	session_memory(s); /* also compares the certificate with the remembered one */
 	session_findings(s);
 	/* RFC 3207 §4.2: forget what was learned before TLS and EHLO again. */

@@ -24,6 +24,7 @@
 #include <psa/crypto.h>
 
 #include "cfg.h"
+#include "detect.h"
 #include "log.h"
 #include "tls.h"
 
@@ -399,6 +400,25 @@ tls_peer_fingerprint(const mbedtls_ssl_context *ssl, char *out, size_t outsz)
 	for (int i = 0; i < 32; i++)
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 	return 0;
+}
+
+void
+tls_verify_findings(uint32_t flags, int named, struct detect_findings *out)
+{
+	enum detect_tls_kind kind;
+
+	if (flags == 0)
+		return;
+	if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
+		kind = DETECT_TLS_UNTRUSTED;
+	else if (flags & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
+		kind = DETECT_TLS_EXPIRED;
+	else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
+		kind = DETECT_TLS_NAME;
+	else
+		kind = DETECT_TLS_INVALID;
+	if (kind != DETECT_TLS_NAME || named)
+		detect_tls_failure(kind, tls_verify_reason(flags), out);
 }
 
 const char *

@@ -45,6 +45,12 @@ uint32_t tls_verify_peer(struct tls_ctx *t, const mbedtls_ssl_context *ssl, cons
 /* SHA-256 of the peer's leaf certificate as lower-case hex (65 bytes). */
 int tls_peer_fingerprint(const mbedtls_ssl_context *ssl, char *out, size_t outsz);
 
+struct detect_findings;
+/* Record a failed certificate check (flags != 0) as a detect finding of
+ * the matching kind. Without a checked name (named = 0) a name mismatch
+ * means nothing and is not reported. */
+void tls_verify_findings(uint32_t flags, int named, struct detect_findings *out);
+
 /* Short text for verify flags: "ok", "expired", "untrusted", "name-mismatch", ... */
 const char *tls_verify_reason(uint32_t flags);
 /* mbed TLS error code as text. */
