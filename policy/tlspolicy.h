@@ -17,7 +17,7 @@
 
 #include "cfg.h"
 
-#define TLSPOLICY_MAXMX 32
+#define TLSPOLICY_MAXMX 64 /* = the MTA-STS parser's bound */
 
 enum tlspolicy_source {
 	TLSPOLICY_SRC_DEFAULT = 0, /* cfg default_level */

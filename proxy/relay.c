@@ -607,14 +607,18 @@ domain_slot(struct session *s, const char *name)
 	struct session_domain *d;
 
 	for (int i = 0; i < s->ndomains; i++)
-		if (strcmp(s->domains[i].name, name) == 0)
-			return &s->domains[i];
-	/* A session rarely sees many domains; past the table the last slot
-	 * is recycled (its facts are looked up again). */
-	if (s->ndomains < SESSION_MAXDOMAINS)
-		d = &s->domains[s->ndomains++];
-	else
-		d = &s->domains[SESSION_MAXDOMAINS - 1];
+		if (strcmp(s->domains[i]->name, name) == 0)
+			return s->domains[i];
+	/* A session rarely sees many domains (each costs ~9 KiB, allocated
+	 * when first seen); past the table the last slot is recycled and
+	 * its facts are looked up again. */
+	if (s->ndomains < SESSION_MAXDOMAINS) {
+		if ((d = malloc(sizeof(*d))) == NULL)
+			return NULL;
+		s->domains[s->ndomains++] = d;
+	} else {
+		d = s->domains[SESSION_MAXDOMAINS - 1];
+	}
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
 	return d;
@@ -796,8 +800,8 @@ reroute_next(struct session *s)
 	s->tls_fingerprint[0] = '\0';
 	s->memory_loaded = 0;
 	for (int i = 0; i < s->ndomains; i++)
-		if (&s->domains[i] != d)
-			s->domains[i].resolved = 0;
+		if (s->domains[i] != d)
+			s->domains[i]->resolved = 0;
 	snprintf(d->mx_name, sizeof(d->mx_name), "%s", c->name);
 	d->name_from_mx = 1;
 	s->rerouting = 1;
@@ -966,7 +970,12 @@ handle_rcpt(struct session *s, const struct smtp_cmd *cmd, const char *line, siz
 		fail_session(s, "error", "out of memory");
 		return;
 	}
-	s->cur = domain_slot(s, domain);
+	if ((s->cur = domain_slot(s, domain)) == NULL) {
+		free(s->rcpt_line);
+		s->rcpt_line = NULL;
+		client_reply(s, "451 4.3.0 stsproxy: out of memory");
+		return;
+	}
 	relay_enter(s, RELAY_ST_POLICY);
 	if (s->cur->resolved) {
 		rcpt_advance(s);

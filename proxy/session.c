@@ -253,7 +253,7 @@ outcome_record(struct session *s)
 	jsonw_array_begin(&j, "domains");
 	for (int i = 0; i < s->ndomains; i++) {
 		char buf[400];
-		struct session_domain *d = &s->domains[i];
+		struct session_domain *d = s->domains[i];
 		snprintf(buf, sizeof(buf), "%s policy=%s/%s%s verdict=%s accepted=%d deferred=%d",
 		         d->name, tlspolicy_source_name(d->req.source),
 		         cfg_tls_level_name(d->req.level), d->req.testing ? "/testing" : "",
@@ -324,6 +324,8 @@ session_free(struct session *s)
 	free(s->mail_error);
 	free(s->rcpt_line);
 	free(s->reroute);
+	for (int i = 0; i < s->ndomains; i++)
+		free(s->domains[i]);
 	cfg_unref(s->cfg);
 	free(s);
 }

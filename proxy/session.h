@@ -133,7 +133,7 @@ struct session {
 	int starttls_advertised; /* in the plaintext EHLO */
 	int ehlo_refused;
 
-	struct session_domain domains[SESSION_MAXDOMAINS];
+	struct session_domain *domains[SESSION_MAXDOMAINS];
 	int ndomains;
 
 	/* Rerouting (RFC 8461 §5): policy-valid MX hosts of the current
