@@ -845,7 +845,13 @@ cfg_scan_all(struct cfg_loader *ld, const config_t *lc)
 {
 	char full[PATH_MAX + 256];
 
+	/* libconfig 1.7 (Debian 13) ends the list with NULL and dropped the
+	 * count that 1.5 (Debian 12) keeps. */
+#if LIBCONFIG_VER_MAJOR == 1 && LIBCONFIG_VER_MINOR < 7
 	for (unsigned i = 0; lc->filenames != NULL && i < lc->num_filenames; i++) {
+#else
+	for (unsigned i = 0; lc->filenames != NULL && lc->filenames[i] != NULL; i++) {
+#endif
 		const char *name = lc->filenames[i];
 		/* @include names are stored as written, relative to include_dir */
 		if (i > 0 && name[0] != '/') {

@@ -17,7 +17,7 @@
 #   --table T         TPROXY routing table (default 25)
 #   --priority P      TPROXY ip rule priority (default 2525)
 #   --state FILE      where `up` notes what it created for `down`
-#                     (default /run/stsproxy/gateway.<netns>.state)
+#                     (default /run/stsproxy-gateway/net<netns inode>.state)
 #
 # Everything lives in objects of our own: nft table "inet stsproxy"; iptables
 # chains STSPROXY (+ STSPROXY_DIVERT for TPROXY) with one jump from PREROUTING
@@ -91,7 +91,7 @@ done
 # Per network namespace, so that `ip netns exec` users do not share it.
 if [ -z "$state" ]; then
 	ns=$(readlink /proc/self/ns/net 2>/dev/null | tr -cd '0-9')
-	state=/run/stsproxy/gateway.${ns:-0}.state
+	state=/run/stsproxy-gateway/net${ns:-0}.state
 fi
 
 families() {
@@ -100,28 +100,56 @@ families() {
 	return 0
 }
 
-# --- policy routing for TPROXY ----------------------------------------------
+# --- state: what `up` made that `down` cannot recognise by name -------------------
+# Lines: "route MARK TABLE PRIORITY" (TPROXY policy routing, so that `down`
+# needs no options), "created-table FAMILY TABLE" and "tables-noted"
+# (iptables-nft tables that did not exist before the first `up`).
+state_get() { if [ -f "$state" ]; then grep "^$1 " "$state" || true; fi; }
+state_has() { [ -f "$state" ] && grep -q "^$1\$" "$state"; }
+state_put() {
+	mkdir -p "$(dirname "$state")"
+	echo "$*" >>"$state"
+}
+state_drop() { # state_drop REGEX: remove matching lines; the file when empty
+	[ -f "$state" ] || return 0
+	grep -vE "$1" "$state" >"$state.tmp" || true
+	if [ -s "$state.tmp" ]; then
+		mv "$state.tmp" "$state"
+	else
+		rm -f "$state.tmp" "$state"
+		rmdir "$(dirname "$state")" 2>/dev/null || true
+	fi
+}
+
+# --- policy routing for TPROXY ----------------------------------------------------
 route_up() {
 	local f any
+	route_down
 	for f in $(families); do
 		[ "$f" = 4 ] && any=0.0.0.0/0 || any=::/0
-		ip -"$f" rule del fwmark "$mark" lookup "$table" priority "$prio" protocol "$rtproto" 2>/dev/null || true
 		ip -"$f" rule add fwmark "$mark" lookup "$table" priority "$prio" protocol "$rtproto"
 		ip -"$f" route replace local "$any" dev lo table "$table" proto "$rtproto"
 	done
+	state_put route "$mark" "$table" "$prio"
 }
 
 route_down() {
-	local f
-	for f in 4 6; do
-		[ "$f" = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue
-		# Only rules tagged with our protocol match (the kernel compares it).
-		for _ in 1 2 3 4 5 6 7 8; do
-			ip -"$f" rule del fwmark "$mark" lookup "$table" priority "$prio" \
-				protocol "$rtproto" 2>/dev/null || break
+	local f m t p
+	{
+		echo "$mark $table $prio"
+		state_get route | cut -d' ' -f2-
+	} | sort -u | while read -r m t p; do
+		for f in 4 6; do
+			[ "$f" = 6 ] && [ ! -d /proc/sys/net/ipv6 ] && continue
+			# Only rules tagged with our protocol match (the kernel compares it).
+			for _ in 1 2 3 4 5 6 7 8; do
+				ip -"$f" rule del fwmark "$m" lookup "$t" priority "$p" \
+					protocol "$rtproto" 2>/dev/null || break
+			done
+			ip -"$f" route flush table "$t" proto "$rtproto" 2>/dev/null || true
 		done
-		ip -"$f" route flush table "$table" proto "$rtproto" 2>/dev/null || true
 	done
+	state_drop '^route '
 }
 
 # --- nftables -------------------------------------------------------------------
@@ -187,18 +215,16 @@ ipt_note_tables() {
 	local f t fam
 	ipt_is_nft || return 0
 	command -v nft >/dev/null 2>&1 || return 0
-	[ -f "$state" ] && return 0 # keep the record of the first `up`
-	mkdir -p "$(dirname "$state")"
-	: >"$state.tmp"
+	state_has tables-noted && return 0 # keep the record of the first `up`
 	for f in $(families); do
 		[ "$f" = 4 ] && fam=ip || fam=ip6
 		for t in nat mangle; do
 			if ! nft list table "$fam" "$t" >/dev/null 2>&1; then
-				echo "created-table $fam $t" >>"$state.tmp"
+				state_put created-table "$fam" "$t"
 			fi
 		done
 	done
-	mv "$state.tmp" "$state"
+	state_put tables-noted
 }
 
 ipt_jumps() { # ipt_jumps 4|6 table -A|-D
@@ -278,9 +304,7 @@ ipt_down() {
 # them now (only empty base chains with policy accept, counters aside).
 ipt_drop_tables() {
 	local fam t rest
-	[ -f "$state" ] || return 0
-	while read -r what fam t; do
-		[ "$what" = created-table ] || continue
+	state_get created-table | while read -r _ fam t; do
 		nft list table "$fam" "$t" >/dev/null 2>&1 || continue
 		rest=$(nft list table "$fam" "$t" | grep -vE \
 			'^\s*(table |chain |type .* hook .* policy accept;|}|$)' || true)
@@ -289,8 +313,8 @@ ipt_drop_tables() {
 		else
 			note "leaving table $fam $t: it holds rules that are not ours"
 		fi
-	done <"$state"
-	rm -f "$state"
+	done
+	state_drop '^(created-table |tables-noted$)'
 }
 
 # --- main ---------------------------------------------------------------------

@@ -26,6 +26,6 @@ fi
 
 "$here/scripts/fetch-mbedtls.sh"
 
-if [ -x "$here/tests/integration/install-peers.sh" ] || [ -f "$here/tests/integration/install-peers.sh" ]; then
-    bash "$here/tests/integration/install-peers.sh"
-fi
+# Real peers for the integration tests, and podman for the container test.
+bash "$here/tests/integration/install-peers.sh"
+bash "$here/tests/integration/docker-lib.sh" install
