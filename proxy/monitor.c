@@ -26,6 +26,9 @@
 
 #define OBS_LINE  1024 /* longer lines are relayed but not observed */
 #define OBS_QUEUE 64   /* pipelined commands awaiting replies */
+/* Queue marker for the end of a message body: its reply is the server's
+ * verdict on the message (not a command verb). */
+#define OBS_DATAEND ((enum smtp_verb)1000)
 
 struct session_observe {
 	int opaque; /* TLS (or lost sync): relay only */
@@ -67,6 +70,16 @@ obs_lost(struct session *s, const char *why)
 	s->obs->opaque = 1;
 }
 
+static int
+queue_push(struct session_observe *o, enum smtp_verb v)
+{
+	if (o->qlen >= OBS_QUEUE)
+		return -1;
+	o->queue[(o->qhead + o->qlen) % OBS_QUEUE] = v;
+	o->qlen++;
+	return 0;
+}
+
 static enum smtp_verb
 queue_pop(struct session_observe *o)
 {
@@ -100,7 +113,7 @@ obs_reply(struct session *s, struct smtp_reply *r, size_t trailing, const char *
 		return;
 	}
 	verb = queue_pop(o);
-	switch (verb) {
+	switch ((int)verb) {
 	case SMTP_CMD_EHLO:
 		if (smtp_reply_class(r) == 2 && !o->starttls_advertised) {
 			o->starttls_advertised = detect_ehlo(r, &s->findings);
@@ -118,6 +131,12 @@ obs_reply(struct session *s, struct smtp_reply *r, size_t trailing, const char *
 		if (r->code == 220) {
 			s->tls_ok = 1; /* negotiated by the client itself */
 			obs_lost(s, "STARTTLS accepted, the rest is TLS");
+		}
+		break;
+	case OBS_DATAEND:
+		if (smtp_reply_class(r) == 2) {
+			s->messages++;
+			s->px->stats.messages++;
 		}
 		break;
 	case SMTP_CMD_DATA:
@@ -178,10 +197,7 @@ obs_client_line(struct session *s, const char *line, size_t len, size_t trailing
 	struct smtp_cmd cmd;
 
 	(void)smtp_cmd_parse(line, len, &cmd);
-	if (o->qlen < OBS_QUEUE) {
-		o->queue[(o->qhead + o->qlen) % OBS_QUEUE] = cmd.verb;
-		o->qlen++;
-	} else {
+	if (queue_push(o, cmd.verb) == -1) {
 		obs_lost(s, "too many pipelined commands");
 		return;
 	}
@@ -227,6 +243,10 @@ obs_client_bytes(struct session *s, const char *p, size_t n)
 				return;
 			o->in_body = 0;
 			i += (size_t)end;
+			if (queue_push(o, OBS_DATAEND) == -1) {
+				obs_lost(s, "too many pipelined commands");
+				return;
+			}
 			continue;
 		}
 		char c = p[i++];
