@@ -9,8 +9,9 @@
  *    301, wrong media type, oversized body, a wrong-name certificate;
  *  - a silent TLS port on 127.0.0.2:<same port> (accepts, never answers)
  *    for timeouts; nothing listens on 127.0.0.3 (connection refused);
- *  - tests/data/dns/fakedns.py serving tests/data/dns/zone.txt plus the
- *    records below, from a copy in the temporary directory.
+ *  - tests/data/dns/fakedns.py (tests/unit/fakedns.h) serving
+ *    tests/data/dns/zone.txt plus the records below, from a copy in the
+ *    temporary directory.
  *
  * Every child runs with PR_SET_PDEATHSIG and is killed in sts_world_stop(),
  * which the group teardown calls even after failures. Every wait is
@@ -23,7 +24,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,10 +39,7 @@
 #include <ev.h>
 
 #include "cfg.h"
-
-#ifndef TEST_DATA_DIR
-#error TEST_DATA_DIR must name tests/data
-#endif
+#include "fakedns.h"
 
 #define NGINX_BIN "/usr/sbin/nginx"
 
@@ -57,9 +54,8 @@
 struct sts_world {
 	char dir[64];
 	int https_port;
-	int dns_port;
+	struct fakedns dns;
 	pid_t nginx;
-	pid_t dns;
 	int silent_fd; /* 127.0.0.2:https_port, never accepts */
 	int silent_fd2;
 	int ok; /* everything started */
@@ -67,16 +63,6 @@ struct sts_world {
 };
 
 static struct sts_world world;
-
-static __attribute__((unused)) const char *
-world_python(void)
-{
-	const char *p = getenv("STSPROXY_PYTHON");
-
-	if (p != NULL && *p != '\0')
-		return p;
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
 
 static __attribute__((unused)) int
 world_write(const char *rel, const char *text, size_t len)
@@ -327,15 +313,12 @@ static const char world_zone_extra[] =
 static __attribute__((unused)) int
 world_dns_start(const char *change_id, int port)
 {
-	char src[512], line[1024], *zone = NULL, *at, portarg[16], zpath[128];
-	size_t used = 0, zl = 0;
+	char *zone = NULL, *at, zpath[128];
+	size_t zl = 0;
 	FILE *fp;
-	int fds[2];
-	struct pollfd pfd;
 	long n;
 
-	snprintf(src, sizeof(src), "%s/dns/zone.txt", TEST_DATA_DIR);
-	if ((fp = fopen(src, "r")) == NULL)
+	if ((fp = fopen(FAKEDNS_ZONE, "r")) == NULL)
 		return -1;
 	zone = malloc(1 << 20);
 	if (zone == NULL) {
@@ -357,50 +340,9 @@ world_dns_start(const char *change_id, int port)
 	snprintf(zpath, sizeof(zpath), "%s/zone.txt", world.dir);
 	n = world_write("zone.txt", zone, zl);
 	free(zone);
-	if (n == -1 || pipe(fds) == -1)
+	if (n == -1)
 		return -1;
-	snprintf(portarg, sizeof(portarg), "%d", port);
-	if ((world.dns = fork()) == -1)
-		return -1;
-	if (world.dns == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp(world_python(), "python3", TEST_DATA_DIR "/dns/fakedns.py", zpath, "--port",
-		       portarg, (char *)NULL);
-		_exit(127);
-	}
-	close(fds[1]);
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	world.dns_port = 0;
-	for (;;) {
-		char *nl;
-		ssize_t r;
-
-		if (poll(&pfd, 1, 10000) != 1)
-			break;
-		if ((r = read(fds[0], line + used, sizeof(line) - 1 - used)) <= 0)
-			break;
-		used += (size_t)r;
-		line[used] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
-			*nl = '\0';
-			if (strncmp(line, "PORT ", 5) == 0)
-				world.dns_port = atoi(line + 5);
-			else if (strcmp(line, "READY") == 0) {
-				close(fds[0]);
-				return world.dns_port > 0 ? 0 : -1;
-			}
-			used -= (size_t)(nl + 1 - line);
-			memmove(line, nl + 1, used + 1);
-		}
-		if (used == sizeof(line) - 1)
-			break;
-	}
-	close(fds[0]);
-	return -1;
+	return fakedns_start(&world.dns, zpath, port, 0);
 }
 
 static __attribute__((unused)) void
@@ -417,13 +359,12 @@ world_kill(pid_t *pid)
 static __attribute__((unused)) int
 world_dns_restart(const char *change_id)
 {
-	int port = world.dns_port;
+	int port = world.dns.port;
 
-	world_kill(&world.dns);
+	fakedns_stop(&world.dns);
 	for (int i = 0; i < 50; i++) {
 		if (world_dns_start(change_id, port) == 0)
 			return 0;
-		world_kill(&world.dns);
 		usleep(100000);
 	}
 	return -1;
@@ -465,7 +406,7 @@ static __attribute__((unused)) void
 world_stop(void)
 {
 	world_kill(&world.nginx);
-	world_kill(&world.dns);
+	fakedns_stop(&world.dns);
 	if (world.silent_fd > 0)
 		close(world.silent_fd);
 	if (world.silent_fd2 > 0)
@@ -488,7 +429,7 @@ world_start(void)
 		return -1;
 	}
 	if (world_sh("command -v openssl >/dev/null && %s -c 'import dnslib' 2>/dev/null",
-	             world_python()) == -1) {
+	             fakedns_python()) == -1) {
 		snprintf(world.why, sizeof(world.why), "openssl or python3-dnslib missing");
 		return -1;
 	}
@@ -547,6 +488,26 @@ fail:
 	return -1;
 }
 
+/* cmocka group set-up of a test in the world: *loop a loop of its own
+ * and the group state; without the world the network tests skip. */
+static __attribute__((unused)) int
+world_group_setup(void **state, struct ev_loop **loop, const char *test)
+{
+	*loop = ev_loop_new(EVFLAG_AUTO);
+	*state = *loop;
+	if (world_start() == -1)
+		fprintf(stderr, "%s: skipping the network tests: %s\n", test, world.why);
+	return 0;
+}
+
+static __attribute__((unused)) int
+world_group_teardown(void **state)
+{
+	world_stop();
+	ev_loop_destroy(*state);
+	return 0;
+}
+
 /* A config for the world (extra: more text inside the "sts" group). */
 static __attribute__((unused)) struct cfg *
 world_cfg(const char *sts_extra)
@@ -558,7 +519,7 @@ world_cfg(const char *sts_extra)
 	         "dns = { servers = [ \"127.0.0.1:%d\" ]; timeout = 1.0; tries = 2; };\n"
 	         "tls = { ca_file = \"%s/ca.pem\"; };\n"
 	         "sts = { https_port = %d; fetch_timeout = 3.0; %s };\n",
-	         world.dns_port, world.dir, world.https_port, sts_extra ? sts_extra : "");
+	         world.dns.port, world.dir, world.https_port, sts_extra ? sts_extra : "");
 	snprintf(path, sizeof(path), "%s/test.conf", world.dir);
 	if (world_writes("test.conf", text) == -1)
 		return NULL;
@@ -568,28 +529,11 @@ world_cfg(const char *sts_extra)
 	return c;
 }
 
-/* Run loop until *flag or seconds pass. 0 or -1. */
-static __attribute__((unused)) void
-world_on_guard(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	(void)revents;
-	*(int *)w->data = 1;
-	ev_break(loop, EVBREAK_ONE);
-}
-
+/* Run loop until *flag (0 or 1) or seconds pass. 0 or -1. */
 static __attribute__((unused)) int
 world_run_until(struct ev_loop *loop, const int *flag, double seconds)
 {
-	ev_timer guard;
-	int expired = 0;
-
-	ev_timer_init(&guard, world_on_guard, seconds, 0.);
-	guard.data = &expired;
-	ev_timer_start(loop, &guard);
-	while (!*flag && !expired)
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-	return *flag ? 0 : -1;
+	return fakedns_run_until(loop, flag, 1, seconds);
 }
 
 #endif

@@ -1,7 +1,8 @@
 /*
  * test_dns: dns.c against tests/data/dns/fakedns.py, a python3-dnslib
  * server started for this test on a loopback port (and killed in the
- * group teardown, or by PR_SET_PDEATHSIG if this process dies first).
+ * group teardown, or by PR_SET_PDEATHSIG if this process dies first);
+ * the harness is tests/unit/fakedns.h.
  *
  * Covers the status mapping, MX sorting and bounds, hostile names, A+AAAA
  * combination, PTR (v4, v6, v4-mapped), TXT concatenation (RFC 8461 §3.1)
@@ -19,207 +20,26 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ev.h>
 
-#include "cfg.h"
 #include "dns.h"
-
-#ifndef TEST_DATA_DIR
-#error TEST_DATA_DIR must name tests/data
-#endif
+#include "fakedns.h"
 
 #define NBLACKHOLES 23 /* more than ares_getsock()'s 16 sockets */
-
-/* --- fakedns.py harness ------------------------------------------------- */
-
-struct fakedns {
-	pid_t pid;
-	int port;
-	int port6; /* 0 without IPv6 loopback */
-	int holes[NBLACKHOLES];
-	int nholes;
-};
+_Static_assert(NBLACKHOLES <= FAKEDNS_MAXHOLES, "fakedns.h keeps too few blackholes");
 
 static struct fakedns srv;
 static struct ev_loop *loop;
 
-static const char *
-python_path(void)
-{
-	const char *p = getenv("STSPROXY_PYTHON");
-
-	/* The distribution python has python3-dnslib; a pyenv one may not. */
-	if (p != NULL && *p != '\0')
-		return p;
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-static int
-fakedns_start(struct fakedns *f, int blackholes)
-{
-	char holes[16], line[1024];
-	size_t used = 0;
-	int fds[2];
-	struct pollfd pfd;
-
-	memset(f, 0, sizeof(*f));
-	if (pipe(fds) == -1)
-		return -1;
-	snprintf(holes, sizeof(holes), "%d", blackholes);
-	if ((f->pid = fork()) == -1)
-		return -1;
-	if (f->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp(python_path(), "python3", TEST_DATA_DIR "/dns/fakedns.py",
-		       TEST_DATA_DIR "/dns/zone.txt", "--blackholes", holes, (char *)NULL);
-		perror("exec python3");
-		_exit(127);
-	}
-	close(fds[1]);
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		char *nl, *p;
-		ssize_t r;
-
-		if (poll(&pfd, 1, 10000) != 1)
-			break;
-		if ((r = read(fds[0], line + used, sizeof(line) - 1 - used)) <= 0)
-			break;
-		used += (size_t)r;
-		line[used] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
-			*nl = '\0';
-			if (strncmp(line, "PORT ", 5) == 0)
-				f->port = atoi(line + 5);
-			else if (strncmp(line, "PORT6 ", 6) == 0)
-				f->port6 = atoi(line + 6);
-			else if (strncmp(line, "BLACKHOLES ", 11) == 0)
-				for (p = strtok(line + 11, " "); p && f->nholes < NBLACKHOLES;
-				     p = strtok(NULL, " "))
-					f->holes[f->nholes++] = atoi(p);
-			else if (strcmp(line, "READY") == 0) {
-				close(fds[0]);
-				return f->port > 0 ? 0 : -1;
-			}
-			used -= (size_t)(nl + 1 - line);
-			memmove(line, nl + 1, used + 1);
-		}
-		if (used == sizeof(line) - 1)
-			break;
-	}
-	close(fds[0]);
-	return -1;
-}
-
-static void
-fakedns_stop(struct fakedns *f)
-{
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-		f->pid = 0;
-	}
-}
-
 static int
 group_setup(void **state)
 {
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	loop = ev_default_loop(0);
-	if (fakedns_start(&srv, NBLACKHOLES) == -1) {
-		fprintf(stderr, "cannot start fakedns.py (python3-dnslib installed?)\n");
-		fakedns_stop(&srv);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	fakedns_stop(&srv);
-	return 0;
-}
-
-/* --- loop helpers ------------------------------------------------------- */
-
-static void
-guard_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-	(void)l;
-	(void)w;
-	(void)revents;
-}
-
-/* Run the loop until *count reaches target or max seconds have passed. */
-static void
-run_until(const int *count, int target, double max)
-{
-	ev_timer guard;
-
-	ev_now_update(loop);
-	ev_timer_init(&guard, guard_cb, max, 0.);
-	ev_timer_start(loop, &guard);
-	while (*count < target && ev_is_active(&guard))
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-}
-
-static void
-run_for(double secs)
-{
-	static const int never = 0;
-
-	run_until(&never, 1, secs);
-}
-
-/* A resolver on servers (NULL-terminated "addr[:port]" list). */
-static struct dns *
-mkdns_list(const char *const *servers, double timeout, int tries)
-{
-	char buf[32][64], *list[32], err[256];
-	struct cfg c;
-	struct dns *d;
-	int n = 0;
-
-	memset(&c, 0, sizeof(c));
-	for (; servers != NULL && servers[n] != NULL && n < 32; n++) {
-		snprintf(buf[n], sizeof(buf[n]), "%s", servers[n]);
-		list[n] = buf[n];
-	}
-	c.dns_servers = n > 0 ? list : NULL;
-	c.ndns_servers = n;
-	c.dns_timeout = timeout;
-	c.dns_tries = tries;
-	d = dns_new(loop, &c, err, sizeof(err));
-	if (d == NULL)
-		fprintf(stderr, "dns_new: %s\n", err);
-	return d;
-}
-
-static struct dns *
-mkdns(double timeout, int tries)
-{
-	char s[32];
-	const char *servers[] = {s, NULL};
-
-	snprintf(s, sizeof(s), "127.0.0.1:%d", srv.port);
-	return mkdns_list(servers, timeout, tries);
+	return fakedns_group_setup(state, &loop, &srv, NBLACKHOLES);
 }
 
 /* --- results ------------------------------------------------------------ */
@@ -310,7 +130,7 @@ wait_mx(struct dns *d, const char *name, struct res *r, double max)
 {
 	ndone = 0;
 	dns_query_mx(d, name, on_mx, r);
-	run_until(&ndone, 1, max);
+	fakedns_run_until(loop, &ndone, 1, max);
 	assert_int_equal(r->called, 1);
 }
 
@@ -437,7 +257,7 @@ test_servers(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		struct dns *d = mkdns_list(t[i].servers, 1, 1);
+		struct dns *d = fakedns_mkdns_list(loop, t[i].servers, 1, 1);
 
 		if (t[i].text == NULL) {
 			assert_null(d);
@@ -460,7 +280,7 @@ test_servers(void **state)
 	}
 	/* No servers: the system resolver (nothing is sent in this test). */
 	{
-		struct dns *d = mkdns_list(NULL, 0, 0);
+		struct dns *d = fakedns_mkdns_list(loop, NULL, 0, 0);
 
 		assert_non_null(d);
 		assert_string_equal(dns_servers_text(d), "");
@@ -487,7 +307,7 @@ test_strstatus(void **state)
 static void
 test_mx_sorted(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -506,7 +326,7 @@ test_mx_sorted(void **state)
 static void
 test_mx_null(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -523,7 +343,7 @@ test_mx_null(void **state)
 static void
 test_mx_huge(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 	char want[64];
 	int k;
@@ -548,7 +368,7 @@ test_mx_huge(void **state)
 static void
 test_mx_bad_names(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -587,7 +407,7 @@ test_mx_status_table(void **state)
 	};
 	enum { N = sizeof(t) / sizeof(t[0]) };
 	struct res *r = calloc(N, sizeof(*r));
-	struct dns *d = mkdns(0.3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 0.3, 2);
 	size_t i;
 
 	(void)state;
@@ -596,7 +416,7 @@ test_mx_status_table(void **state)
 	ndone = 0;
 	for (i = 0; i < N; i++)
 		assert_non_null(dns_query_mx(d, t[i].name, on_mx, &r[i]));
-	run_until(&ndone, N, 8);
+	fakedns_run_until(loop, &ndone, N, 8);
 	for (i = 0; i < N; i++) {
 		if (r[i].called != 1 || r[i].st != t[i].st)
 			fail_msg("%s: called %d, %s (want %s)", t[i].name, r[i].called,
@@ -630,7 +450,7 @@ test_mx_refused_port(void **state)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
 	close(fd);
 	snprintf(s, sizeof(s), "127.0.0.1:%d", ntohs(sin.sin_port));
-	d = mkdns_list(servers, 0.5, 2);
+	d = fakedns_mkdns_list(loop, servers, 0.5, 2);
 	assert_non_null(d);
 	wait_mx(d, "example.test", &r, 5);
 	assert_int_equal(r.st, DNS_TEMPFAIL);
@@ -641,7 +461,7 @@ test_mx_refused_port(void **state)
 static void
 test_bad_input_sync(void **state)
 {
-	struct dns *d = mkdns(1, 1);
+	struct dns *d = fakedns_mkdns(loop, &srv, 1, 1);
 	struct res r = {0};
 	struct sockaddr_storage ss;
 	char big[300];
@@ -683,7 +503,7 @@ static void
 test_sync_completion(void **state)
 {
 	const char *servers[] = {"[fe80::1]:53", NULL};
-	struct dns *d = mkdns_list(servers, 1, 1);
+	struct dns *d = fakedns_mkdns_list(loop, servers, 1, 1);
 	struct res r = {0};
 
 	(void)state;
@@ -696,7 +516,7 @@ test_sync_completion(void **state)
 	assert_null(dns_query_addrs(d, "example.test", on_addr, &r));
 	assert_int_equal(r.called, 1); /* once, for both halves */
 	assert_int_equal(r.st, DNS_TEMPFAIL);
-	run_for(0.1);
+	fakedns_run_for(loop, 0.1);
 	assert_int_equal(r.called, 1);
 	dns_free(d);
 }
@@ -724,7 +544,7 @@ test_addrs(void **state)
 	};
 	enum { N = sizeof(t) / sizeof(t[0]) };
 	struct res *r = calloc(N, sizeof(*r));
-	struct dns *d = mkdns(0.3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 0.3, 2);
 	char got[512], one[INET6_ADDRSTRLEN];
 	size_t i;
 	int k;
@@ -735,7 +555,7 @@ test_addrs(void **state)
 	ndone = 0;
 	for (i = 0; i < N; i++)
 		assert_non_null(dns_query_addrs(d, t[i].name, on_addr, &r[i]));
-	run_until(&ndone, N, 8);
+	fakedns_run_until(loop, &ndone, N, 8);
 	for (i = 0; i < N; i++) {
 		got[0] = '\0';
 		for (k = 0; k < r[i].n; k++) {
@@ -763,7 +583,7 @@ test_addrs_literal(void **state)
 	        {"[2001:db8::2]", "2001:db8::2"},
 	        {"::ffff:127.0.0.1", "::ffff:127.0.0.1"},
 	};
-	struct dns *d = mkdns(1, 1);
+	struct dns *d = fakedns_mkdns(loop, &srv, 1, 1);
 	char one[INET6_ADDRSTRLEN];
 	struct res r;
 	size_t i;
@@ -792,7 +612,7 @@ test_addrs_literal(void **state)
 static void
 test_addrs_bounded(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 	char one[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN];
 	int k;
@@ -801,7 +621,7 @@ test_addrs_bounded(void **state)
 	assert_non_null(d);
 	ndone = 0;
 	assert_non_null(dns_query_addrs(d, "lots.test", on_addr, &r));
-	run_until(&ndone, 1, 5);
+	fakedns_run_until(loop, &ndone, 1, 5);
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.st, DNS_OK);
 	assert_int_equal(r.n, DNS_MAXADDRS);
@@ -834,7 +654,7 @@ test_ptr(void **state)
 	};
 	enum { N = sizeof(t) / sizeof(t[0]) };
 	struct res r[N];
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	size_t i;
 
@@ -849,7 +669,7 @@ test_ptr(void **state)
 			sin4(&ss, t[i].ip);
 		assert_non_null(dns_query_ptr(d, (struct sockaddr *)&ss, on_name, &r[i]));
 	}
-	run_until(&ndone, N, 5);
+	fakedns_run_until(loop, &ndone, N, 5);
 	for (i = 0; i < N; i++) {
 		if (r[i].called != 1 || r[i].st != t[i].st || strcmp(r[i].name, t[i].name) != 0)
 			fail_msg("%s: called %d, %s %s", t[i].ip, r[i].called,
@@ -865,7 +685,7 @@ wait_txt(struct dns *d, const char *name, struct res *r)
 {
 	ndone = 0;
 	dns_query_txt(d, name, on_txt, r);
-	run_until(&ndone, 1, 5);
+	fakedns_run_until(loop, &ndone, 1, 5);
 	assert_int_equal(r->called, 1);
 }
 
@@ -873,7 +693,7 @@ wait_txt(struct dns *d, const char *name, struct res *r)
 static void
 test_txt_cname_concat(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -890,7 +710,7 @@ test_txt_cname_concat(void **state)
 static void
 test_txt_records(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -929,7 +749,7 @@ test_txt_records(void **state)
 static void
 test_txt_many_strings(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 	size_t k;
 
@@ -951,7 +771,7 @@ test_txt_many_strings(void **state)
 static void
 test_cancel(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res a = {0}, b = {0}, c = {0}, e = {0};
 	struct dns_query *qa, *qb, *qc, *qe;
 
@@ -971,11 +791,11 @@ test_cancel(void **state)
 	dns_cancel(qb);
 	dns_cancel(qc);
 	/* The uncancelled query on the same socket still completes. */
-	run_until(&ndone, 1, 3);
+	fakedns_run_until(loop, &ndone, 1, 3);
 	assert_int_equal(e.called, 1);
 	assert_int_equal(e.st, DNS_OK);
 	/* Let the cancelled answers arrive too: still nothing. */
-	run_for(0.3);
+	fakedns_run_for(loop, 0.3);
 	assert_int_equal(a.called, 0);
 	assert_int_equal(b.called, 0);
 	assert_int_equal(c.called, 0);
@@ -986,7 +806,7 @@ test_cancel(void **state)
 static void
 test_cancel_half(void **state)
 {
-	struct dns *d = mkdns(2, 1);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 1);
 	struct res r = {0}, full = {0};
 	struct dns_query *q;
 
@@ -997,14 +817,14 @@ test_cancel_half(void **state)
 	q = dns_query_addrs(d, "halfslow.test", on_addr, &r);
 	assert_non_null(q);
 	assert_non_null(dns_query_addrs(d, "halfslow.test", on_addr, &full));
-	run_for(0.2);
+	fakedns_run_for(loop, 0.2);
 	assert_int_equal(ndone, 0);
 	dns_cancel(q);
-	run_until(&ndone, 1, 3);
+	fakedns_run_until(loop, &ndone, 1, 3);
 	assert_int_equal(full.called, 1);
 	assert_int_equal(full.st, DNS_OK);
 	assert_int_equal(full.n, 2);
-	run_for(0.1);
+	fakedns_run_for(loop, 0.1);
 	assert_int_equal(r.called, 0);
 	dns_free(d);
 }
@@ -1022,7 +842,7 @@ on_mx_cancel_self(void *arg, enum dns_status st, const struct dns_mx *mx, int n)
 static void
 test_cancel_in_own_callback(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct res r = {0};
 
 	(void)state;
@@ -1030,7 +850,7 @@ test_cancel_in_own_callback(void **state)
 	ndone = 0;
 	self_q = dns_query_mx(d, "example.test", on_mx_cancel_self, &r);
 	assert_non_null(self_q);
-	run_until(&ndone, 1, 5);
+	fakedns_run_until(loop, &ndone, 1, 5);
 	assert_int_equal(r.called, 1);
 	assert_int_equal(r.st, DNS_OK);
 	dns_free(d);
@@ -1039,7 +859,7 @@ test_cancel_in_own_callback(void **state)
 static void
 test_free_outstanding(void **state)
 {
-	struct dns *d = mkdns(1, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 1, 2);
 	struct sockaddr_storage ss;
 	struct res r[6];
 	int i;
@@ -1054,9 +874,9 @@ test_free_outstanding(void **state)
 	assert_non_null(dns_query_mx(d, "slow.test", on_mx, &r[3]));
 	assert_non_null(dns_query_addrs(d, "halfslow.test", on_addr, &r[4]));
 	assert_non_null(dns_query_ptr(d, (struct sockaddr *)&ss, on_name, &r[5]));
-	run_for(0.1); /* all on the wire, one half of r[4] answered */
-	dns_free(d);  /* ASan: every handle freed, no callback */
-	run_for(0.6); /* late answers hit closed sockets, no watcher left */
+	fakedns_run_for(loop, 0.1); /* all on the wire, one half of r[4] answered */
+	dns_free(d);                /* ASan: every handle freed, no callback */
+	fakedns_run_for(loop, 0.6); /* late answers hit closed sockets, no watcher left */
 	for (i = 0; i < 6; i++)
 		assert_int_equal(r[i].called, 0);
 }
@@ -1078,16 +898,16 @@ test_free_in_callback(void **state)
 	struct res a = {0}, b = {0}, c = {0};
 
 	(void)state;
-	free_me = mkdns(1, 2);
+	free_me = fakedns_mkdns(loop, &srv, 1, 2);
 	assert_non_null(free_me);
 	ndone = 0;
 	assert_non_null(dns_query_mx(free_me, "example.test", on_mx_free, &a));
 	assert_non_null(dns_query_mx(free_me, "timeout.test", on_mx, &b));
 	assert_non_null(dns_query_txt(free_me, "slow.test", on_txt, &c));
-	run_until(&ndone, 1, 5);
+	fakedns_run_until(loop, &ndone, 1, 5);
 	assert_int_equal(a.called, 1);
 	assert_null(free_me);
-	run_for(0.6);
+	fakedns_run_for(loop, 0.6);
 	assert_int_equal(b.called, 0);
 	assert_int_equal(c.called, 0);
 }
@@ -1098,7 +918,7 @@ test_many_concurrent(void **state)
 {
 	enum { N = 200 };
 	struct res *r = calloc(N, sizeof(*r));
-	struct dns *d = mkdns(3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 3, 2);
 	char name[64], one[INET6_ADDRSTRLEN], want[INET6_ADDRSTRLEN];
 	int i;
 
@@ -1110,7 +930,7 @@ test_many_concurrent(void **state)
 		snprintf(name, sizeof(name), "n%d.many.test", i + 1);
 		assert_non_null(dns_query_addrs(d, name, on_addr, &r[i]));
 	}
-	run_until(&ndone, N, 9);
+	fakedns_run_until(loop, &ndone, N, 9);
 	assert_int_equal(ndone, N);
 	for (i = 0; i < N; i++) {
 		assert_int_equal(r[i].called, 1);
@@ -1148,7 +968,7 @@ test_many_sockets(void **state)
 	snprintf(buf[i], sizeof(buf[i]), "127.0.0.1:%d", srv.port);
 	servers[i] = buf[i];
 	servers[i + 1] = NULL;
-	d = mkdns_list(servers, 0.1, 1);
+	d = fakedns_mkdns_list(loop, servers, 0.1, 1);
 	assert_non_null(d);
 	wait_mx(d, "example.test", &r, 9);
 	assert_int_equal(r.st, DNS_OK);
@@ -1168,7 +988,7 @@ test_ipv6_server(void **state)
 	if (srv.port6 == 0)
 		skip();
 	snprintf(s, sizeof(s), "[::1]:%d", srv.port6);
-	d = mkdns_list(servers, 2, 2);
+	d = fakedns_mkdns_list(loop, servers, 2, 2);
 	assert_non_null(d);
 	wait_mx(d, "example.test", &r, 5);
 	assert_int_equal(r.st, DNS_OK);
@@ -1211,5 +1031,5 @@ main(void)
 	/* TEST_FILTER=test_cancel* runs a subset. */
 	if (getenv("TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, fakedns_group_teardown);
 }

@@ -357,20 +357,7 @@ test_text_plain(void **state)
 static int
 group_setup(void **state)
 {
-	(void)state;
-	loop = ev_loop_new(EVFLAG_AUTO);
-	if (world_start() == -1)
-		fprintf(stderr, "test_fetch: skipping the network tests: %s\n", world.why);
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	world_stop();
-	ev_loop_destroy(loop);
-	return 0;
+	return world_group_setup(state, &loop, "test_fetch");
 }
 
 int
@@ -388,5 +375,5 @@ main(void)
 	        cmocka_unit_test(test_free_pending),
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, world_group_teardown);
 }

@@ -1,7 +1,8 @@
 /*
  * test_mxfind: mxfind.c over dns.c against tests/data/dns/fakedns.py (a
  * python3-dnslib server started for this test on a loopback port, killed
- * in the group teardown or by PR_SET_PDEATHSIG if this process dies).
+ * in the group teardown or by PR_SET_PDEATHSIG if this process dies;
+ * the harness is tests/unit/fakedns.h).
  *
  * Covers mxfind_same_ip (v4-mapped aware, port ignored), matching v4, v6
  * and v4-mapped destinations, the implicit MX (RFC 5321 §5.1), the null
@@ -19,201 +20,24 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/un.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <ev.h>
 
-#include "cfg.h"
 #include "dns.h"
+#include "fakedns.h"
 #include "mxfind.h"
-
-#ifndef TEST_DATA_DIR
-#error TEST_DATA_DIR must name tests/data
-#endif
-
-/* The harness is the one in test_dns.c (kept in step by hand). */
-/* --- fakedns.py harness ------------------------------------------------- */
-
-struct fakedns {
-	pid_t pid;
-	int port;
-	int port6; /* 0 without IPv6 loopback */
-};
 
 static struct fakedns srv;
 static struct ev_loop *loop;
 
-static const char *
-python_path(void)
-{
-	const char *p = getenv("STSPROXY_PYTHON");
-
-	/* The distribution python has python3-dnslib; a pyenv one may not. */
-	if (p != NULL && *p != '\0')
-		return p;
-	return access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-}
-
-static int
-fakedns_start(struct fakedns *f)
-{
-	char line[1024];
-	size_t used = 0;
-	int fds[2];
-	struct pollfd pfd;
-
-	memset(f, 0, sizeof(*f));
-	if (pipe(fds) == -1)
-		return -1;
-	if ((f->pid = fork()) == -1)
-		return -1;
-	if (f->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], 1);
-		close(fds[0]);
-		close(fds[1]);
-		execlp(python_path(), "python3", TEST_DATA_DIR "/dns/fakedns.py",
-		       TEST_DATA_DIR "/dns/zone.txt", (char *)NULL);
-		perror("exec python3");
-		_exit(127);
-	}
-	close(fds[1]);
-	pfd.fd = fds[0];
-	pfd.events = POLLIN;
-	for (;;) {
-		char *nl;
-		ssize_t r;
-
-		if (poll(&pfd, 1, 10000) != 1)
-			break;
-		if ((r = read(fds[0], line + used, sizeof(line) - 1 - used)) <= 0)
-			break;
-		used += (size_t)r;
-		line[used] = '\0';
-		while ((nl = strchr(line, '\n')) != NULL) {
-			*nl = '\0';
-			if (strncmp(line, "PORT ", 5) == 0)
-				f->port = atoi(line + 5);
-			else if (strncmp(line, "PORT6 ", 6) == 0)
-				f->port6 = atoi(line + 6);
-			else if (strcmp(line, "READY") == 0) {
-				close(fds[0]);
-				return f->port > 0 ? 0 : -1;
-			}
-			used -= (size_t)(nl + 1 - line);
-			memmove(line, nl + 1, used + 1);
-		}
-		if (used == sizeof(line) - 1)
-			break;
-	}
-	close(fds[0]);
-	return -1;
-}
-
-static void
-fakedns_stop(struct fakedns *f)
-{
-	if (f->pid > 0) {
-		kill(f->pid, SIGKILL);
-		waitpid(f->pid, NULL, 0);
-		f->pid = 0;
-	}
-}
-
 static int
 group_setup(void **state)
 {
-	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	loop = ev_default_loop(0);
-	if (fakedns_start(&srv) == -1) {
-		fprintf(stderr, "cannot start fakedns.py (python3-dnslib installed?)\n");
-		fakedns_stop(&srv);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-group_teardown(void **state)
-{
-	(void)state;
-	fakedns_stop(&srv);
-	return 0;
-}
-
-/* --- loop helpers ------------------------------------------------------- */
-
-static void
-guard_cb(struct ev_loop *l, ev_timer *w, int revents)
-{
-	(void)l;
-	(void)w;
-	(void)revents;
-}
-
-/* Run the loop until *count reaches target or max seconds have passed. */
-static void
-run_until(const int *count, int target, double max)
-{
-	ev_timer guard;
-
-	ev_now_update(loop);
-	ev_timer_init(&guard, guard_cb, max, 0.);
-	ev_timer_start(loop, &guard);
-	while (*count < target && ev_is_active(&guard))
-		ev_run(loop, EVRUN_ONCE);
-	ev_timer_stop(loop, &guard);
-}
-
-static void
-run_for(double secs)
-{
-	static const int never = 0;
-
-	run_until(&never, 1, secs);
-}
-
-/* A resolver on servers (NULL-terminated "addr[:port]" list). */
-static struct dns *
-mkdns_list(const char *const *servers, double timeout, int tries)
-{
-	char buf[32][64], *list[32], err[256];
-	struct cfg c;
-	struct dns *d;
-	int n = 0;
-
-	memset(&c, 0, sizeof(c));
-	for (; servers != NULL && servers[n] != NULL && n < 32; n++) {
-		snprintf(buf[n], sizeof(buf[n]), "%s", servers[n]);
-		list[n] = buf[n];
-	}
-	c.dns_servers = n > 0 ? list : NULL;
-	c.ndns_servers = n;
-	c.dns_timeout = timeout;
-	c.dns_tries = tries;
-	d = dns_new(loop, &c, err, sizeof(err));
-	if (d == NULL)
-		fprintf(stderr, "dns_new: %s\n", err);
-	return d;
-}
-
-static struct dns *
-mkdns(double timeout, int tries)
-{
-	char s[32];
-	const char *servers[] = {s, NULL};
-
-	snprintf(s, sizeof(s), "127.0.0.1:%d", srv.port);
-	return mkdns_list(servers, timeout, tries);
+	return fakedns_group_setup(state, &loop, &srv, 0);
 }
 
 /* --- results ------------------------------------------------------------ */
@@ -266,7 +90,7 @@ find(struct dns *d, const char *domain, const struct sockaddr *dest, struct mres
 	memset(m, 0, sizeof(*m));
 	ndone = 0;
 	mxfind_start(d, domain, dest, on_found, m);
-	run_until(&ndone, 1, 8);
+	fakedns_run_until(loop, &ndone, 1, 8);
 	assert_int_equal(m->called, 1);
 }
 
@@ -326,7 +150,7 @@ test_same_ip(void **state)
 static void
 test_match_v4(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -346,7 +170,7 @@ test_match_v4(void **state)
 static void
 test_match_v6(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -369,7 +193,7 @@ test_match_v6(void **state)
 static void
 test_no_match(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -392,7 +216,7 @@ test_no_match(void **state)
 static void
 test_implicit_mx(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -412,7 +236,7 @@ test_implicit_mx(void **state)
 static void
 test_null_mx(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -447,7 +271,7 @@ test_mx_failures(void **state)
 	};
 	enum { N = sizeof(t) / sizeof(t[0]) };
 	struct mres *m = calloc(N, sizeof(*m));
-	struct dns *d = mkdns(0.3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 0.3, 2);
 	struct sockaddr_storage ss;
 	size_t i;
 
@@ -458,7 +282,7 @@ test_mx_failures(void **state)
 	for (i = 0; i < N; i++)
 		assert_non_null(
 		        mxfind_start(d, t[i].domain, sa4(&ss, "127.0.0.11", 25), on_found, &m[i]));
-	run_until(&ndone, N, 8);
+	fakedns_run_until(loop, &ndone, N, 8);
 	for (i = 0; i < N; i++) {
 		if (m[i].called != 1 || m[i].r.mx_status != t[i].st)
 			fail_msg("%s: called %d, %s", t[i].domain, m[i].called,
@@ -475,7 +299,7 @@ test_mx_failures(void **state)
 static void
 test_partial(void **state)
 {
-	struct dns *d = mkdns(0.3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 0.3, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -493,7 +317,7 @@ test_partial(void **state)
 static void
 test_shared_and_dup(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -517,7 +341,7 @@ test_shared_and_dup(void **state)
 static void
 test_bounds(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 	char want[64];
@@ -555,7 +379,8 @@ static void
 test_sync(void **state)
 {
 	const char *servers[] = {"[fe80::1]:53", NULL};
-	struct dns *d = mkdns(2, 2), *dead = mkdns_list(servers, 1, 1);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2),
+	           *dead = fakedns_mkdns_list(loop, servers, 1, 1);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -578,7 +403,7 @@ test_sync(void **state)
 	assert_int_equal(m.called, 1);
 	assert_int_equal(m.r.mx_status, DNS_TEMPFAIL);
 
-	run_for(0.1);
+	fakedns_run_for(loop, 0.1);
 	dns_free(dead);
 	dns_free(d);
 }
@@ -586,7 +411,7 @@ test_sync(void **state)
 static void
 test_cancel(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres a, b, c;
 	struct mxfind *ma, *mb, *mc;
@@ -606,14 +431,14 @@ test_cancel(void **state)
 	assert_non_null(mb);
 	assert_non_null(mc);
 	mxfind_cancel(ma);
-	run_for(0.2); /* mb is now waiting for addresses */
+	fakedns_run_for(loop, 0.2); /* mb is now waiting for addresses */
 	assert_int_equal(ndone, 0);
 	mxfind_cancel(mb);
-	run_until(&ndone, 1, 3);
+	fakedns_run_until(loop, &ndone, 1, 3);
 	assert_int_equal(c.called, 1);
 	assert_int_equal(c.r.nhosts, 1);
 	check_host(&c.r.hosts[0], "a.slow.test", 10, DNS_OK, 1, 1);
-	run_for(0.2);
+	fakedns_run_for(loop, 0.2);
 	assert_int_equal(a.called, 0);
 	assert_int_equal(b.called, 0);
 	dns_free(d);
@@ -632,7 +457,7 @@ on_found_cancel_self(void *arg, const struct mxfind_result *res)
 static void
 test_cancel_in_callback(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m;
 
@@ -643,7 +468,7 @@ test_cancel_in_callback(void **state)
 	self_m = mxfind_start(d, "example.test", sa4(&ss, "127.0.0.11", 25), on_found_cancel_self,
 	                      &m);
 	assert_non_null(self_m);
-	run_until(&ndone, 1, 5);
+	fakedns_run_until(loop, &ndone, 1, 5);
 	assert_int_equal(m.called, 1);
 	assert_int_equal(m.r.match, 0);
 	dns_free(d);
@@ -653,7 +478,7 @@ test_cancel_in_callback(void **state)
 static void
 test_cancel_then_free(void **state)
 {
-	struct dns *d = mkdns(2, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 2, 2);
 	struct sockaddr_storage ss;
 	struct mres m[4];
 	struct mxfind *h[4];
@@ -666,13 +491,13 @@ test_cancel_then_free(void **state)
 	h[1] = mxfind_start(d, "slowaddr.test", sa4(&ss, "127.0.0.11", 25), on_found, &m[1]);
 	h[2] = mxfind_start(d, "timeout.test", NULL, on_found, &m[2]);
 	h[3] = mxfind_start(d, "slowaddr.test", NULL, on_found, &m[3]);
-	run_for(0.1); /* the slowaddr ones are in their address phase */
+	fakedns_run_for(loop, 0.1); /* the slowaddr ones are in their address phase */
 	for (i = 0; i < 4; i++) {
 		assert_non_null(h[i]);
 		mxfind_cancel(h[i]);
 	}
 	dns_free(d);
-	run_for(0.5);
+	fakedns_run_for(loop, 0.5);
 	for (i = 0; i < 4; i++)
 		assert_int_equal(m[i].called, 0);
 }
@@ -682,7 +507,7 @@ test_many(void **state)
 {
 	enum { N = 60 };
 	struct mres *m = calloc(N, sizeof(*m));
-	struct dns *d = mkdns(3, 2);
+	struct dns *d = fakedns_mkdns(loop, &srv, 3, 2);
 	struct sockaddr_storage ss;
 	int i;
 
@@ -694,7 +519,7 @@ test_many(void **state)
 		assert_non_null(mxfind_start(d, i % 2 ? "example.test" : "nomx.test",
 		                             sa4(&ss, i % 2 ? "127.0.0.12" : "127.0.0.13", 25),
 		                             on_found, &m[i]));
-	run_until(&ndone, N, 9);
+	fakedns_run_until(loop, &ndone, N, 9);
 	for (i = 0; i < N; i++) {
 		assert_int_equal(m[i].called, 1);
 		assert_int_equal(m[i].r.match, i % 2 ? 1 : 0);
@@ -727,5 +552,5 @@ main(void)
 	/* TEST_FILTER=test_cancel* runs a subset. */
 	if (getenv("TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("TEST_FILTER"));
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, group_setup, fakedns_group_teardown);
 }

@@ -546,7 +546,7 @@ test_policy_layer(void **state)
 	         "sts = { https_port = %d; fetch_timeout = 3.0; };\n"
 	         "policy = { default_level = \"may\"; static = ( { domain = \"testing.sts.test\"; "
 	         "level = \"encrypt\"; } ); };\n",
-	         world.dns_port, world.dir, world.https_port);
+	         world.dns.port, world.dir, world.https_port);
 	assert_int_equal(world_writes("policy.conf", text), 0);
 	snprintf(path, sizeof(path), "%s/policy.conf", world.dir);
 	cfg = cfg_load(path, err, sizeof(err));
@@ -626,7 +626,7 @@ test_policy_testing_and_disabled(void **state)
 		         "tls = { ca_file = \"%s/ca.pem\"; };\n"
 		         "sts = { enabled = %s; https_port = %d; };\n"
 		         "policy = { default_level = \"%s\"; };\n",
-		         world.dns_port, world.dir, round == 2 ? "false" : "true", world.https_port,
+		         world.dns.port, world.dir, round == 2 ? "false" : "true", world.https_port,
 		         round == 1 ? "encrypt" : "may");
 		assert_int_equal(world_writes("policy.conf", text), 0);
 		snprintf(path, sizeof(path), "%s/policy.conf", world.dir);
@@ -659,20 +659,14 @@ test_policy_testing_and_disabled(void **state)
 static int
 group_setup(void **state)
 {
-	(void)state;
-	loop = ev_loop_new(EVFLAG_AUTO);
 	log_open("-", LOG_FMT_TEXT, getenv("STS_TEST_DEBUG") ? LOG_DEBUG : LOG_ERR, 0);
-	if (world_start() == -1)
-		fprintf(stderr, "test_sts_engine: skipping the network tests: %s\n", world.why);
-	return 0;
+	return world_group_setup(state, &loop, "test_sts_engine");
 }
 
 static int
 group_teardown(void **state)
 {
-	(void)state;
-	world_stop();
-	ev_loop_destroy(loop);
+	world_group_teardown(state);
 	log_close();
 	return 0;
 }
