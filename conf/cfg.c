@@ -177,6 +177,7 @@ static int cfg_elem_dns_server(struct cfg_loader *, const config_setting_t *, ch
 static int cfg_elem_mxpattern(struct cfg_loader *, const config_setting_t *, char *);
 static int cfg_check_tls(struct cfg_loader *, const config_setting_t *, void *);
 static int cfg_check_limits(struct cfg_loader *, const config_setting_t *, void *);
+static int cfg_check_metrics(struct cfg_loader *, const config_setting_t *, void *);
 
 /* One table row per setting of struct cfg. */
 #define CFG_OFF(f) offsetof(struct cfg, f)
@@ -331,6 +332,13 @@ static const struct cfg_key cfg_sts_keys[] = {
         CFG_END,
 };
 
+/* Prometheus metrics as a node_exporter textfile (see proxy/metrics.h). */
+static const struct cfg_key cfg_metrics_keys[] = {
+        CFG_PATH("textfile", metrics_textfile, 0),
+        CFG_SECONDS("interval", metrics_interval, 3600),
+        CFG_END,
+};
+
 /* The known top-level settings, in dump order. A new group is one row here
  * plus its member table. */
 static const struct cfg_key cfg_top[] = {
@@ -344,6 +352,7 @@ static const struct cfg_key cfg_top[] = {
         CFG_GROUP("log", cfg_log_keys, NULL),
         CFG_PATH("state_dir", state_dir, 0),
         CFG_GROUP("sts", cfg_sts_keys, NULL),
+        CFG_GROUP("metrics", cfg_metrics_keys, cfg_check_metrics),
         CFG_END,
 };
 
@@ -1174,6 +1183,22 @@ cfg_check_limits(struct cfg_loader *ld, const config_setting_t *g, void *base)
 	return 0;
 }
 
+static int
+cfg_check_metrics(struct cfg_loader *ld, const config_setting_t *g, void *base)
+{
+	const struct cfg *c = base;
+	const char *f = c->metrics_textfile;
+	size_t n = f != NULL ? strlen(f) : 0;
+
+	/* node_exporter's textfile collector reads only *.prom: any other
+	 * name would be written forever and never collected. */
+	if (f != NULL && (n < 6 || strcmp(f + n - 5, ".prom") != 0 || f[n - 6] == '/'))
+		return cfg_fail(ld, config_setting_get_member(g, "textfile"),
+		                "must name a file ending in \".prom\" (node_exporter's textfile "
+		                "collector reads only those)");
+	return 0;
+}
+
 static void
 cfg_listener_text(struct cfg_listener *l)
 {
@@ -1420,6 +1445,7 @@ cfg_free(struct cfg *c)
 	free(c->log_file);
 	free(c->state_dir);
 	free(c->sts_cache_file);
+	free(c->metrics_textfile);
 	free(c);
 }
 
@@ -1483,6 +1509,9 @@ cfg_defaults(void)
 	c->sts_cache_file = NULL; /* cfg_load: <state_dir>/mta-sts.cache */
 	c->sts_max_cache_entries = 10000;
 	c->sts_https_port = 443;
+
+	c->metrics_textfile = NULL;
+	c->metrics_interval = 15;
 
 	if (c->ca_file == NULL || c->log_file == NULL)
 		goto fail;

@@ -125,6 +125,10 @@ struct cfg {
 	char *sts_cache_file;        /* persistent policy cache; NULL = memory only */
 	int sts_max_cache_entries;
 	int sts_https_port; /* 443; other values are for tests only */
+
+	/* metrics, group "metrics": node_exporter textfile */
+	char *metrics_textfile;  /* written atomically; NULL = no metrics */
+	double metrics_interval; /* seconds between writes */
 };
 
 /* Embedded defaults (listen 127.0.0.1:10025 and [::1]:10025, redirect, upgrade). */

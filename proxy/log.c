@@ -234,6 +234,53 @@ fatalx(const char *fmt, ...)
 	exit(1);
 }
 
+static double
+now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+log_alert(const char *fmt, ...)
+{
+	static double tokens = LOG_ALERT_BURST, last;
+	static unsigned long held;
+	char msg[1024], esc[2048], line[2300];
+	double now = now_seconds();
+	va_list ap;
+	int n;
+
+	if (last > 0) {
+		tokens += (now - last) / LOG_ALERT_REFILL;
+		if (tokens > LOG_ALERT_BURST)
+			tokens = LOG_ALERT_BURST;
+	}
+	last = now;
+	if (tokens < 1.0) {
+		held++;
+		return;
+	}
+	tokens -= 1.0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	jsonw_escape(esc, sizeof(esc), msg, strlen(msg));
+	if (held > 0)
+		n = snprintf(line, sizeof(line), "stsproxy ALERT: %s (%lu more alerts held back)\n",
+		             esc, held);
+	else
+		n = snprintf(line, sizeof(line), "stsproxy ALERT: %s\n", esc);
+	held = 0;
+	if (lg.fd != 2 && n > 0)
+		(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+	if (!lg.use_syslog)
+		openlog("stsproxy", LOG_PID | LOG_NDELAY, LOG_MAIL);
+	syslog(LOG_ALERT, "ALERT: %s", esc);
+}
+
 /* Text rendering of a record: the JSON itself is already one safe line. */
 void
 log_record(int level, struct jsonw *j)

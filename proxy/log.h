@@ -43,6 +43,18 @@ __attribute__((noreturn)) void fatalx(const char *fmt, ...) __attribute__((forma
  */
 void log_record(int level, struct jsonw *j);
 
+/*
+ * A short human-readable line for alert-level findings, so a person sees
+ * them without parsing JSON: written to stderr (when the log itself goes
+ * elsewhere) and to syslog (LOG_ALERT, facility mail), whatever
+ * log.syslog says. Rate-limited to LOG_ALERT_BURST lines, refilled at one
+ * per LOG_ALERT_REFILL seconds; the next line that passes says how many
+ * were held back.
+ */
+#define LOG_ALERT_BURST  10
+#define LOG_ALERT_REFILL 6.0
+void log_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* RFC 3339 UTC timestamp with milliseconds into buf (>= 32 bytes). */
 const char *log_timestamp(char *buf, size_t len);
 

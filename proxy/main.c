@@ -22,6 +22,7 @@
 #include "dns.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
 #include "session.h"
@@ -171,6 +172,9 @@ run(struct cfg *cfg)
 	tofu_open(&px, cfg);
 	if ((px.policy = policy_new(px.loop, px.dns, cfg, err, sizeof(err))) == NULL)
 		fatalx("policy: %s", err);
+	/* metrics: node_exporter textfile, NULL when metrics.textfile is unset */
+	if ((px.metrics = metrics_new(px.loop, cfg, &px, err, sizeof(err))) == NULL && err[0])
+		fatalx("metrics: %s", err);
 	if ((px.listeners = calloc((size_t)cfg->nlisteners, sizeof(*px.listeners))) == NULL)
 		fatal("listeners");
 	px.nlisteners = cfg->nlisteners;
@@ -210,6 +214,10 @@ run(struct cfg *cfg)
 	           "recipients deferred",
 	           px.stats.sessions, px.stats.messages, px.stats.tls_upgraded,
 	           px.stats.rcpt_deferred);
+	/* metrics: the final counts, then stop */
+	if (metrics_write(px.metrics) == -1)
+		log_warn("metrics: final write");
+	metrics_free(px.metrics);
 	for (int i = 0; i < px.nlisteners; i++)
 		listener_close(&px.listeners[i]);
 	free(px.listeners);

@@ -19,6 +19,7 @@ struct policy_engine;
 struct session;
 struct listener;
 struct tofu;
+struct metrics;
 
 TAILQ_HEAD(session_list, session);
 
@@ -52,6 +53,7 @@ struct proxy {
 	int draining; /* SIGTERM: no new sessions, exit when the last ends */
 	ev_timer drain_timer;
 	struct proxy_stats stats;
+	struct metrics *metrics; /* node_exporter textfile (metrics.h); NULL = disabled */
 };
 
 /* Is sa one of our own listening addresses (a relay loop)? */

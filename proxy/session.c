@@ -18,6 +18,7 @@
 #include "cfg.h"
 #include "dns.h"
 #include "log.h"
+#include "metrics.h"
 #include "monitor.h"
 #include "mxfind.h"
 #include "origdst.h"
@@ -82,6 +83,7 @@ session_event(struct session *s, const char *name, const char *severity, const c
 
 	s->nevents++;
 	s->px->stats.events++;
+	metrics_event(s->px->metrics, name, severity); /* metrics (proxy/metrics.h) */
 	jsonw_begin(&j);
 	jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
 	jsonw_str(&j, "type", "event");
@@ -106,6 +108,10 @@ session_event(struct session *s, const char *name, const char *severity, const c
 	}
 	jsonw_end(&j);
 	log_record(severity_level(severity), &j);
+	if (strcmp(severity, "alert") == 0)
+		log_alert("%s for %s via %s (session %llu, %s)", name,
+		          domain != NULL && domain[0] ? domain : "-", s->dest_text,
+		          (unsigned long long)s->id, s->client_text);
 }
 
 /* TOFU key: the MX name when known, else the destination address. */
@@ -162,6 +168,9 @@ session_findings(struct session *s)
 		f->emitted = 1;
 		s->nevents++;
 		s->px->stats.events++;
+		/* metrics (proxy/metrics.h) */
+		metrics_event(s->px->metrics, detect_event_name(f->event),
+		              detect_severity_name(f->severity));
 		jsonw_begin(&j);
 		jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
 		jsonw_str(&j, "type", "event");
@@ -203,6 +212,10 @@ session_findings(struct session *s)
 		}
 		jsonw_end(&j);
 		log_record(detect_severity_syslog(f->severity), &j);
+		if (f->severity >= DETECT_SEV_ALERT)
+			log_alert("%s from %s (session %llu, %s%s%s)", detect_event_name(f->event),
+			          s->sni[0] ? s->sni : s->dest_text, (unsigned long long)s->id,
+			          s->client_text, f->evidence[0] ? ": " : "", f->evidence);
 	}
 }
 
@@ -273,6 +286,7 @@ outcome_record(struct session *s)
 	jsonw_double(&j, "duration", ev_now(s->px->loop) - s->started);
 	jsonw_end(&j);
 	log_record(LOG_NOTICE, &j);
+	metrics_session_end(s->px->metrics, s); /* metrics (proxy/metrics.h) */
 }
 
 static void

@@ -12,7 +12,7 @@ set -euo pipefail
 
 PKGS=(
 	postfix swaks nsd unbound nginx-light stunnel4 haproxy
-	python3 python3-dnslib python3-aiosmtpd
+	python3 python3-dnslib python3-aiosmtpd python3-prometheus-client
 	iptables nftables iproute2 procps
 	openssl ca-certificates faketime
 	libnet-ssleay-perl libio-socket-ssl-perl # swaks --tls, for debugging by hand

@@ -136,6 +136,8 @@ cfg_diff(const struct cfg *a, const struct cfg *b, int skip_policy_state)
 	F(a->sts_refresh_interval == b->sts_refresh_interval, "sts_refresh_interval");
 	F(a->sts_max_cache_entries == b->sts_max_cache_entries, "sts_max_cache_entries");
 	F(a->sts_https_port == b->sts_https_port, "sts_https_port");
+	F(str_equal(a->metrics_textfile, b->metrics_textfile), "metrics_textfile");
+	F(a->metrics_interval == b->metrics_interval, "metrics_interval");
 	F(a->max_sessions == b->max_sessions, "max_sessions");
 	F(a->max_line == b->max_line, "max_line");
 	F(a->max_reply_lines == b->max_reply_lines, "max_reply_lines");
@@ -216,6 +218,8 @@ test_defaults(void **state)
 	assert_null(c->sts_cache_file);
 	assert_int_equal(c->sts_max_cache_entries, 10000);
 	assert_int_equal(c->sts_https_port, 443);
+	assert_null(c->metrics_textfile);
+	assert_true(c->metrics_interval == 15.0);
 	assert_null(cfg_policy_find(c, "example.com"));
 	cfg_unref(c);
 }
@@ -372,6 +376,8 @@ check_full(const struct cfg *c)
 	assert_int_equal(c->log_level, LOG_DEBUG);
 	assert_true(c->log_syslog);
 	assert_string_equal(c->state_dir, DATA "/state");
+	assert_string_equal(c->metrics_textfile, DATA "/state/stsproxy.prom");
+	assert_true(c->metrics_interval == 60.0);
 }
 
 static void
@@ -462,6 +468,12 @@ static const struct {
         {"sts = { cache_file = \"/c/p.cache\"; };\nstate_dir = \"/var/lib/s\";\n",
          "cache_file = \"/c/p.cache\";"},
         {"sts = { };\n", "# cache_file not set"},
+        /* metrics */
+        {"metrics = { };\n", "# textfile not set"},
+        {"metrics = { textfile = \"/run/ne/stsproxy.prom\"; };\n",
+         "textfile = \"/run/ne/stsproxy.prom\";"},
+        {"metrics = { textfile = \"/run/ne/a.prom\"; interval = 3600; };\n", "interval = 3600.0;"},
+        {"metrics = { interval = 0.5; };\n", "interval = 0.5;"},
 };
 
 static void
@@ -719,6 +731,23 @@ static const struct {
         {"sts = { negativ_ttl = 5; };\n",
          "t.conf:1: sts.negativ_ttl: unknown setting (did you mean \"negative_ttl\"?)"},
         {"sts = true;\n", "t.conf:1: sts: expected a group { ... }"},
+
+        /* metrics */
+        {"metrics = {\n\tinterval = 5;\n\ttextfile = \"/run/ne/stsproxy.txt\";\n};\n",
+         "t.conf:3: metrics.textfile: must name a file ending in \".prom\" (node_exporter's "
+         "textfile collector reads only those)"},
+        {"metrics = { textfile = \"/run/ne/.prom\"; };\n",
+         "t.conf:1: metrics.textfile: must name a file ending in \".prom\" (node_exporter's "
+         "textfile collector reads only those)"},
+        {"metrics = { textfile = \"\"; };\n", "t.conf:1: metrics.textfile: must not be empty"},
+        {"metrics = { textfile = 1; };\n", "t.conf:1: metrics.textfile: expected a string"},
+        {"metrics = { interval = 0; };\n",
+         "t.conf:1: metrics.interval: must be greater than 0 and at most 3600"},
+        {"metrics = { interval = 3601; };\n",
+         "t.conf:1: metrics.interval: must be greater than 0 and at most 3600"},
+        {"metrics = { textfle = \"/x.prom\"; };\n",
+         "t.conf:1: metrics.textfle: unknown setting (did you mean \"textfile\"?)"},
+        {"metrics = \"/x.prom\";\n", "t.conf:1: metrics: expected a group { ... }"},
 };
 
 static void
