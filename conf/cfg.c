@@ -135,6 +135,12 @@ static const struct cfg_name cfg_level_names[] = {
         {NULL, 0},
 };
 
+static const struct cfg_name cfg_tofu_names[] = {
+        {"alert", CFG_TOFU_ALERT},
+        {"defer", CFG_TOFU_DEFER},
+        {NULL, 0},
+};
+
 static const struct cfg_name cfg_tlsver_names[] = {
         {"1.2", 12},
         {"1.3", 13},
@@ -332,6 +338,13 @@ static const struct cfg_key cfg_sts_keys[] = {
         CFG_END,
 };
 
+/* Downgrade detection: the per-MX memory (policy/tofu.h). */
+static const struct cfg_key cfg_detect_keys[] = {
+        CFG_ENUM("tofu", tofu, cfg_tofu_names),
+        CFG_INT("memory_days", memory_days, 1, 3650),
+        CFG_END,
+};
+
 /* Prometheus metrics as a node_exporter textfile (see proxy/metrics.h). */
 static const struct cfg_key cfg_metrics_keys[] = {
         CFG_PATH("textfile", metrics_textfile, 0),
@@ -352,6 +365,7 @@ static const struct cfg_key cfg_top[] = {
         CFG_GROUP("log", cfg_log_keys, NULL),
         CFG_PATH("state_dir", state_dir, 0),
         CFG_GROUP("sts", cfg_sts_keys, NULL),
+        CFG_GROUP("detect", cfg_detect_keys, NULL),
         CFG_GROUP("metrics", cfg_metrics_keys, cfg_check_metrics),
         CFG_END,
 };
@@ -1509,6 +1523,9 @@ cfg_defaults(void)
 	c->sts_cache_file = NULL; /* cfg_load: <state_dir>/mta-sts.cache */
 	c->sts_max_cache_entries = 10000;
 	c->sts_https_port = 443;
+
+	c->tofu = CFG_TOFU_ALERT;
+	c->memory_days = 30;
 
 	c->metrics_textfile = NULL;
 	c->metrics_interval = 15;

@@ -37,6 +37,12 @@ enum cfg_tls_level {
 
 enum cfg_log_format { CFG_LOG_JSON = 0, CFG_LOG_TEXT };
 
+/* The per-MX memory (TOFU): alert only, or also refuse plaintext. */
+enum cfg_tofu {
+	CFG_TOFU_ALERT = 0, /* raise alerts (starttls_downgrade_vs_memory), change nothing */
+	CFG_TOFU_DEFER,     /* also defer (4xx) plaintext to an MX whose last TLS worked */
+};
+
 struct cfg_listener {
 	enum cfg_listen_kind kind;
 	struct sockaddr_storage addr; /* bind address */
@@ -125,6 +131,10 @@ struct cfg {
 	char *sts_cache_file;        /* persistent policy cache; NULL = memory only */
 	int sts_max_cache_entries;
 	int sts_https_port; /* 443; other values are for tests only */
+
+	/* downgrade detection, group "detect" */
+	enum cfg_tofu tofu; /* what the per-MX memory may do */
+	int memory_days;    /* "offered STARTTLS before" is remembered this long */
 
 	/* metrics, group "metrics": node_exporter textfile */
 	char *metrics_textfile;  /* written atomically; NULL = no metrics */

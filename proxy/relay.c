@@ -921,6 +921,16 @@ rcpt_advance(struct session *s)
 			session_event(s, "policy_failure_testing", "warning", d->name, why,
 			              strlen(why));
 	}
+	/* detect.tofu = defer: this MX did TLS last time, so plaintext now is
+	 * more likely an attack than a change of heart: keep the mail queued. */
+	if (!s->tls_ok && s->cfg->tofu == CFG_TOFU_DEFER && s->memory_loaded &&
+	    s->memory.tls_ok_last && d->req.level > CFG_TLS_NONE) {
+		snprintf(why, sizeof(why), "%s did TLS before and not now (detect.tofu = defer)",
+		         s->sni[0] ? s->sni : s->dest_text);
+		session_event(s, "tofu_plaintext_refused", "alert", d->name, why, strlen(why));
+		defer_rcpt(s, "%s", why);
+		return;
+	}
 	if (!s->mail_sent) {
 		if (server_send(s, s->mail_line, strlen(s->mail_line)) == -1) {
 			fail_session(s, "error", "cannot write to %s", s->dest_text);

@@ -125,10 +125,6 @@ memory_key(struct session *s, char *buf, size_t len)
 	return sockaddr_ip_text((struct sockaddr *)&s->dest_ss, buf, len);
 }
 
-/* "Offered STARTTLS before" is trusted for this long: an MX that dropped
- * TLS for good stops raising alerts after a month. */
-#define MEMORY_MAX_AGE (30 * 86400)
-
 void
 session_memory(struct session *s)
 {
@@ -138,9 +134,12 @@ session_memory(struct session *s)
 
 	memset(&s->memory, 0, sizeof(s->memory));
 	s->memory_loaded = 1;
-	if (s->px->tofu == NULL || key == NULL || tofu_lookup(s->px->tofu, key, &e) != 1)
+	if (s->px->tofu == NULL || key == NULL || tofu_lookup(s->px->tofu, key, &e) != 0)
 		return;
-	s->memory.starttls_offered = tofu_offered_within(&e, time(NULL), MEMORY_MAX_AGE);
+	/* "Offered STARTTLS before" is trusted for detect.memory_days: an MX
+	 * that dropped TLS for good stops raising alerts after that. */
+	s->memory.starttls_offered =
+	        tofu_offered_within(&e, time(NULL), (time_t)s->cfg->memory_days * 86400);
 	s->memory.tls_ok_last = e.tls_ok_last;
 	s->memory.last_offered = (long long)e.last_offered;
 	if (s->tls_fingerprint[0] && tofu_cert_changed(&e, s->tls_fingerprint))

@@ -739,7 +739,7 @@ SANITIZER_RE = re.compile(r"AddressSanitizer|LeakSanitizer|UndefinedBehaviorSani
 
 
 # Config groups a scenario may add that have no default above.
-OPTIONAL_GROUPS = ("metrics",)
+OPTIONAL_GROUPS = ("metrics", "detect")
 
 
 class Proxy:
