@@ -37,6 +37,8 @@ usage(FILE *fp)
 {
 	fprintf(fp, "usage: stsproxy [-c FILE] [-d] [--check-config] [-V]\n"
 	            "       stsproxy probe [--json] HOST[:PORT] | --domain DOMAIN\n"
+	            "       stsproxy policy [-c FILE] [--json] DOMAIN\n"
+	            "       stsproxy cache [-c FILE] list | show DOMAIN | flush DOMAIN\n"
 	            "\n"
 	            "  -c, --config FILE   configuration file (default: embedded defaults)\n"
 	            "  -t, --check-config  validate the configuration and exit 0/1\n"
