@@ -175,19 +175,67 @@ io_connect(struct io *io, const struct sockaddr *sa, socklen_t len)
 	return 0;
 }
 
+/*
+ * Send what is queued now, without waiting for the loop, and without
+ * callbacks: an error is left for the write watcher to find and report,
+ * so callers never see their own io change under them. Plaintext only:
+ * TLS writes keep going through the watcher (mbed TLS's repeat-the-same-
+ * write rule is handled in one place, flush_out).
+ */
+static void
+try_send_now(struct io *io)
+{
+	if (io->ssl != NULL || io->fd < 0 ||
+	    (io->flags & (IO_F_CONNECTING | IO_F_HANDSHAKE | IO_F_TLS_WAIT | IO_F_CLOSED)))
+		return;
+	while (iobuf_used(&io->out) > 0) {
+		ssize_t n = send(io->fd, iobuf_data(&io->out), iobuf_used(&io->out),
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n <= 0)
+			return;
+		iobuf_consume(&io->out, (size_t)n);
+		io->nwritten += (unsigned long long)n;
+	}
+}
+
 int
 io_write(struct io *io, const void *p, size_t n)
 {
+	int was_empty = iobuf_used(&io->out) == 0;
+
 	if (io->flags & IO_F_CLOSED)
 		return -1;
 	if (iobuf_append(&io->out, p, n) == -1) {
 		snprintf(io->err, sizeof(io->err), "output buffer limit reached");
 		return -1;
 	}
+	/* Most writes fit in the socket buffer: send at once and only arm
+	 * the write watcher for what is left (saves two epoll_ctl calls per
+	 * write). Order is kept: only when nothing else was queued. */
+	if (was_empty && !(io->flags & IO_F_SHUTDOWN))
+		try_send_now(io);
 	if (iobuf_used(&io->out) > io->lowat)
 		io->lowat_armed = 1;
 	io_update(io);
 	return 0;
+}
+
+void
+io_flush_quiet(struct io *io)
+{
+	if (io->flags & IO_F_CLOSED)
+		return;
+	if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_HANDSHAKE)) {
+		/* Best effort at teardown: one attempt, errors ignored. */
+		size_t len = io->tls_wpending ? io->tls_wpending : iobuf_used(&io->out);
+		if (len > IO_CHUNK)
+			len = IO_CHUNK;
+		if (len > 0)
+			(void)mbedtls_ssl_write(io->ssl,
+			                        (const unsigned char *)iobuf_data(&io->out), len);
+		return;
+	}
+	try_send_now(io);
 }
 
 int

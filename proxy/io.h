@@ -77,6 +77,9 @@ int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf,
  * output (our "220 ready") has been flushed. */
 void io_start_tls(struct io *io, mbedtls_ssl_context *ssl, int server);
 void io_pause(struct io *io, int paused);
+/* One non-blocking attempt to send what is queued, errors ignored and no
+ * callbacks: for teardown, so a queued QUIT still leaves. */
+void io_flush_quiet(struct io *io);
 /* Close after flushing what is queued (and TLS close_notify). */
 void io_shutdown(struct io *io);
 /* Stop everything and close the fd now. NULL-safe, idempotent. */

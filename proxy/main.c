@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -121,8 +122,12 @@ tofu_open(struct proxy *px, const struct cfg *cfg)
 	struct tofu_report rep;
 
 	path[0] = '\0';
-	if (cfg->state_dir != NULL)
+	if (cfg->state_dir != NULL) {
+		/* The example configuration promises the directory is made. */
+		if (mkdir(cfg->state_dir, 0700) == -1 && errno != EEXIST)
+			log_warn("state_dir %s", cfg->state_dir);
 		snprintf(path, sizeof(path), "%s/tofu.db", cfg->state_dir);
+	}
 	if ((px->tofu = tofu_new(path[0] ? path : NULL, 0)) == NULL)
 		fatal("tofu");
 	memset(&rep, 0, sizeof(rep));

@@ -48,8 +48,7 @@ struct session_observe {
 	char sline[OBS_LINE];
 	size_t slen;
 	int sskip;
-	struct smtp_reply reply;
-	int reply_started;
+	struct smtp_reply *reply; /* only while a reply is being assembled (22 KiB) */
 	int starttls_advertised;
 };
 
@@ -59,6 +58,8 @@ static void monitor_server_cb(struct io *io, enum io_event ev, void *arg);
 void
 monitor_free(struct session *s)
 {
+	if (s->obs != NULL)
+		free(s->obs->reply);
 	free(s->obs);
 	s->obs = NULL;
 }
@@ -171,22 +172,28 @@ obs_server_bytes(struct session *s, const char *p, size_t n)
 		}
 		if (o->slen > 0 && o->sline[o->slen - 1] == '\r')
 			o->slen--;
-		if (!o->reply_started) {
-			smtp_reply_init(&o->reply, s->cfg->max_reply_lines);
-			o->reply_started = 1;
+		if (o->reply == NULL) {
+			if ((o->reply = malloc(sizeof(*o->reply))) == NULL) {
+				obs_lost(s, "out of memory");
+				return;
+			}
+			smtp_reply_init(o->reply, s->cfg->max_reply_lines);
 		}
-		enum smtp_reply_status st = smtp_reply_feed(&o->reply, o->sline, o->slen);
+		enum smtp_reply_status st = smtp_reply_feed(o->reply, o->sline, o->slen);
 		o->slen = 0;
 		if (st == SMTP_REPLY_MORE)
 			continue;
-		o->reply_started = 0;
 		if (st != SMTP_REPLY_DONE) {
+			free(o->reply);
+			o->reply = NULL;
 			session_event(s, "server_protocol_error", "notice", NULL,
 			              smtp_reply_strstatus(st), strlen(smtp_reply_strstatus(st)));
 			obs_lost(s, "malformed server reply");
 			return;
 		}
-		obs_reply(s, &o->reply, n - i - 1, p + i + 1);
+		obs_reply(s, o->reply, n - i - 1, p + i + 1);
+		free(o->reply);
+		o->reply = NULL;
 	}
 }
 

@@ -409,6 +409,19 @@ upstream_lost(struct session *s, const char *why)
 	case RELAY_ST_TLS:
 		/* handled by the TLS failure path */
 		return;
+	case RELAY_ST_READY:
+		if (s->mail_line == NULL) {
+			/* Between transactions nothing is lost: answer like a
+			 * server that went away, at the client's next command
+			 * (a QUIT still gets its 221). */
+			session_log(s, LOG_INFO, "upstream closed between transactions: %s", why);
+			io_close(&s->server);
+			s->upstream_alive = 0;
+			s->upstream_gone = 1;
+			return;
+		}
+		fail_session(s, "upstream_lost", "connection to %s lost (%s)", s->dest_text, why);
+		return;
 	case RELAY_ST_CLOSING:
 		io_close(&s->server);
 		return;
@@ -1270,6 +1283,10 @@ handle_command(struct session *s, const char *line, size_t len)
 	session_log(s, LOG_DEBUG, "client: %.*s", (int)(len > 200 ? 200 : len), line);
 	if (rc == -1 && cmd.verb != SMTP_CMD_UNKNOWN) {
 		client_reply(s, "501 5.5.4 Syntax error in parameters or arguments");
+		return;
+	}
+	if (s->upstream_gone && cmd.verb != SMTP_CMD_QUIT && cmd.verb != SMTP_CMD_NOOP) {
+		fail_session(s, "upstream_lost", "%s closed the connection", s->dest_text);
 		return;
 	}
 	switch (cmd.verb) {

@@ -319,6 +319,9 @@ session_close(struct session *s, const char *result, const char *reason)
 	outcome_record(s);
 	ev_timer_stop(s->px->loop, &s->timer);
 	cancel_pending(s);
+	/* A QUIT (or last reply) still queued goes out if the socket takes it. */
+	io_flush_quiet(&s->server);
+	io_flush_quiet(&s->client);
 	io_close(&s->client);
 	io_close(&s->server);
 	TAILQ_REMOVE(&s->px->sessions, s, entry);

@@ -117,6 +117,7 @@ struct session {
 	/* upstream */
 	int upstream_alive; /* connected, greeted, usable */
 	int upstream_greeted;
+	int upstream_gone; /* closed by the server between transactions */
 	int tls_tried;
 	int tls_ok;
 	int tls_failed_hard; /* handshake failed: never try this destination again here */

@@ -330,9 +330,18 @@ void
 tls_client_save(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *cache_key)
 {
 	struct tls_cached *c, *oldest = NULL;
+	mbedtls_ssl_session fresh;
 
 	if (!t->resumption || cache_key == NULL || t->ncache == 0)
 		return;
+	/* Export first: under TLS 1.3 there is nothing to export until the
+	 * server's ticket arrives, and a failed export must not throw away
+	 * the entry we already have. */
+	mbedtls_ssl_session_init(&fresh);
+	if (mbedtls_ssl_get_session(ssl, &fresh) != 0) {
+		mbedtls_ssl_session_free(&fresh);
+		return;
+	}
 	if ((c = cache_find(t, cache_key)) == NULL) {
 		for (int i = 0; i < t->ncache; i++) {
 			if (!t->cache[i].used) {
@@ -347,12 +356,7 @@ tls_client_save(struct tls_ctx *t, mbedtls_ssl_context *ssl, const char *cache_k
 	}
 	if (c->used)
 		mbedtls_ssl_session_free(&c->session);
-	mbedtls_ssl_session_init(&c->session);
-	if (mbedtls_ssl_get_session(ssl, &c->session) != 0) {
-		mbedtls_ssl_session_free(&c->session);
-		c->used = 0;
-		return;
-	}
+	c->session = fresh; /* ownership moves into the cache */
 	snprintf(c->key, sizeof(c->key), "%s", cache_key);
 	c->stored = time(NULL);
 	c->used = 1;
