@@ -277,8 +277,8 @@ probe_cb(struct io *io, enum io_event ev, void *arg)
 	case IO_EOF:
 	case IO_ERROR:
 		if (p->step == PROBE_TLS) {
-			detect_tls_failure(DETECT_TLS_HANDSHAKE, io->err[0] ? io->err : "closed",
-			                   &p->t->findings);
+			tls_handshake_findings(io->tls_err, io->tls_alert,
+			                       io->err[0] ? io->err : "closed", &p->t->findings);
 			finish(p, "TLS handshake failed: %s", io->err[0] ? io->err : "closed");
 			break;
 		}

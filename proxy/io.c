@@ -78,6 +78,7 @@ io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_
 	io->cb = cb;
 	io->arg = arg;
 	io->lowat = lowat;
+	io->tls_alert = -1;
 	iobuf_init(&io->in, inmax);
 	iobuf_init(&io->out, outmax);
 	ev_io_init(&io->rw, io_on_read, fd, EV_READ);
@@ -120,7 +121,7 @@ io_update(struct io *io)
 		if (!(io->flags & (IO_F_PAUSED | IO_F_EOF)) && iobuf_used(&io->in) < io->in.max)
 			r = 1;
 		if (iobuf_used(&io->out) > 0 || io->tls_wpending > 0 ||
-		    (io->flags & (IO_F_SHUTDOWN | IO_F_TLS_WAIT)))
+		    (io->flags & (IO_F_SHUTDOWN | IO_F_TLS_WAIT | IO_F_WSHUT)))
 			w = 1;
 		if (io->flags & IO_F_WANT_R)
 			r = 1;
@@ -148,6 +149,11 @@ tls_fail(struct io *io, const char *what, int rc)
 {
 	char eb[120];
 
+	io->tls_err = rc;
+	/* mbed TLS has no getter for a received alert: after a fatal alert
+	 * its description is the second byte of the record it just read. */
+	if (rc == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && io->ssl != NULL)
+		io->tls_alert = io->ssl->MBEDTLS_PRIVATE(in_msg)[1];
 	mbedtls_strerror(rc, eb, sizeof(eb));
 	fail(io, "%s: %s", what, eb);
 }
@@ -326,6 +332,15 @@ io_shutdown(struct io *io)
 }
 
 void
+io_shutdown_write(struct io *io)
+{
+	if (io->flags & IO_F_CLOSED)
+		return;
+	io->flags |= IO_F_WSHUT;
+	io_update(io);
+}
+
+void
 io_close(struct io *io)
 {
 	if (io == NULL || (io->flags & IO_F_CLOSED))
@@ -426,6 +441,10 @@ io_on_write(struct ev_loop *loop, ev_io *w, int revents)
 		io->flags |= IO_F_HANDSHAKE;
 		handshake(io);
 		return;
+	}
+	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_WSHUT)) {
+		io->flags &= ~IO_F_WSHUT;
+		(void)shutdown(io->fd, SHUT_WR);
 	}
 	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_SHUTDOWN)) {
 		if (io->ssl != NULL && (io->flags & IO_F_TLS))

@@ -45,6 +45,7 @@ enum io_event {
 #define IO_F_SERVER     0x0100 /* TLS server role */
 #define IO_F_WANT_R     0x0200 /* mbed TLS needs the fd readable */
 #define IO_F_WANT_W     0x0400 /* mbed TLS needs the fd writable */
+#define IO_F_WSHUT      0x0800 /* shut our write side once output is flushed (half-close) */
 
 struct io;
 typedef void io_cb(struct io *io, enum io_event ev, void *arg);
@@ -63,6 +64,8 @@ struct io {
 	io_cb *cb;
 	void *arg;
 	char err[160];
+	int tls_err;   /* last mbed TLS error code, 0 if none */
+	int tls_alert; /* fatal alert received from the peer (RFC 8446 §6), -1 if none */
 };
 
 void io_init(struct io *io, struct ev_loop *loop, int fd, io_cb *cb, void *arg, size_t inmax,
@@ -80,6 +83,8 @@ void io_pause(struct io *io, int paused);
 /* One non-blocking attempt to send what is queued, errors ignored and no
  * callbacks: for teardown, so a queued QUIT still leaves. */
 void io_flush_quiet(struct io *io);
+/* Half-close: shut our write side once the output is flushed, keep reading. */
+void io_shutdown_write(struct io *io);
 /* Close after flushing what is queued (and TLS close_notify). */
 void io_shutdown(struct io *io);
 /* Stop everything and close the fd now. NULL-safe, idempotent. */

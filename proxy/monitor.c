@@ -295,7 +295,7 @@ pump(struct session *s, struct io *from, struct io *to, int client_to_server)
 			obs_server_bytes(s, iobuf_data(&from->in), n);
 	}
 	if (io_write(to, iobuf_data(&from->in), n) == -1) {
-		session_close(s, "error", to->err);
+		session_close(s, "error", to->err[0] ? to->err : "write to a closed connection");
 		return;
 	}
 	iobuf_consume(&from->in, n);
@@ -304,16 +304,36 @@ pump(struct session *s, struct io *from, struct io *to, int client_to_server)
 	session_timer(s, s->cfg->t_idle > s->cfg->t_data_end ? s->cfg->t_idle : s->cfg->t_data_end);
 }
 
+/*
+ * One side sent FIN. TCP lets the other keep talking, and so must a
+ * transparent relay: pass the half-close on (after what is queued) and
+ * keep relaying the other direction. When both directions are done, or a
+ * side is gone for good, the session ends once the output is flushed.
+ */
 static void
-side_done(struct session *s, struct io *other)
+side_eof(struct session *s, struct io *from, struct io *to, int client_to_server)
 {
-	/* One side is finished: flush what it sent to the other, then close. */
-	if ((s->client.flags & IO_F_CLOSED) && (s->server.flags & IO_F_CLOSED)) {
-		session_close(s, s->result[0] ? s->result : "ok", NULL);
+	pump(s, from, to, client_to_server);
+	if (s->closed)
+		return;
+	from->flags |= IO_F_EOF;
+	if ((s->client.flags & IO_F_EOF) && (s->server.flags & IO_F_EOF)) {
+		io_shutdown(&s->client);
+		io_shutdown(&s->server);
 		return;
 	}
-	if (!(other->flags & IO_F_CLOSED))
-		io_shutdown(other);
+	io_shutdown_write(to);
+}
+
+/* io_shutdown finished on one side (it closes and reports IO_EOF). */
+static int
+side_closed(struct session *s, struct io *io)
+{
+	if (!(io->flags & IO_F_CLOSED))
+		return 0;
+	if ((s->client.flags & IO_F_CLOSED) && (s->server.flags & IO_F_CLOSED))
+		session_close(s, s->result[0] ? s->result : "ok", NULL);
+	return 1;
 }
 
 static void
@@ -329,12 +349,11 @@ monitor_client_cb(struct io *io, enum io_event ev, void *arg)
 		io_pause(&s->server, 0);
 		break;
 	case IO_EOF:
-		pump(s, &s->client, &s->server, 1);
-		io_close(&s->client);
-		side_done(s, &s->server);
+		if (!side_closed(s, io))
+			side_eof(s, &s->client, &s->server, 1);
 		break;
 	case IO_ERROR:
-		session_close(s, "error", io->err);
+		session_close(s, "error", io->err[0] ? io->err : "client connection error");
 		break;
 	default:
 		break;
@@ -359,9 +378,8 @@ monitor_server_cb(struct io *io, enum io_event ev, void *arg)
 		io_pause(&s->client, 0);
 		break;
 	case IO_EOF:
-		pump(s, &s->server, &s->client, 0);
-		io_close(&s->server);
-		side_done(s, &s->client);
+		if (!side_closed(s, io))
+			side_eof(s, &s->server, &s->client, 0);
 		break;
 	case IO_ERROR:
 		if (!s->upstream_alive) {
@@ -370,7 +388,7 @@ monitor_server_cb(struct io *io, enum io_event ev, void *arg)
 			session_close(s, "unreachable", io->err);
 			break;
 		}
-		session_close(s, "error", io->err);
+		session_close(s, "error", io->err[0] ? io->err : "server connection error");
 		break;
 	default:
 		break;

@@ -571,7 +571,7 @@ static void
 tls_failed(struct session *s, const char *why)
 {
 	session_log(s, LOG_NOTICE, "TLS handshake with %s failed: %s", s->dest_text, why);
-	detect_tls_failure(DETECT_TLS_HANDSHAKE, why, &s->findings);
+	tls_handshake_findings(s->server.tls_err, s->server.tls_alert, why, &s->findings);
 	session_findings(s);
 	/* The connection is unusable after a failed handshake. A plaintext
 	 * retry (a new connection, no STARTTLS) is made only for recipients

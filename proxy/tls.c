@@ -425,6 +425,18 @@ tls_verify_findings(uint32_t flags, int named, struct detect_findings *out)
 		detect_tls_failure(kind, tls_verify_reason(flags), out);
 }
 
+void
+tls_handshake_findings(int tls_err, int alert, const char *detail, struct detect_findings *out)
+{
+	/* RFC 8446 §6.2 protocol_version (70): the server refused every
+	 * version we offer (1.2 and 1.3; RFC 8996 retired the older ones). */
+	int version = tls_err == MBEDTLS_ERR_SSL_BAD_PROTOCOL_VERSION ||
+	              (tls_err == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE &&
+	               alert == MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION);
+
+	detect_tls_failure(version ? DETECT_TLS_VERSION : DETECT_TLS_HANDSHAKE, detail, out);
+}
+
 const char *
 tls_verify_reason(uint32_t flags)
 {

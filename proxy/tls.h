@@ -51,6 +51,12 @@ struct detect_findings;
  * means nothing and is not reported. */
 void tls_verify_findings(uint32_t flags, int named, struct detect_findings *out);
 
+/* Record a failed handshake as a detect finding: a version refusal (our
+ * ClientHello offers 1.2+ and the peer wants less) is told apart from
+ * other failures. tls_err/alert as kept in struct io. */
+void tls_handshake_findings(int tls_err, int alert, const char *detail,
+                            struct detect_findings *out);
+
 /* Short text for verify flags: "ok", "expired", "untrusted", "name-mismatch", ... */
 const char *tls_verify_reason(uint32_t flags);
 /* mbed TLS error code as text. */

@@ -945,3 +945,277 @@ assert_no_leak() {
 	check_not "attacker never saw RCPT TO in plaintext" mitm_saw_plaintext '^RCPT TO'
 	check_not "attacker never saw the body of '$1' in plaintext" mitm_saw_plaintext "SECRET-BODY-$1"
 }
+
+# ---- detection tests: t_detect_*, t_probe, t_monitor_transparent, t_zz_events_documented ----
+# Every test that runs stsproxy can record the event names it observed in a
+# shared file, which t_zz_events_documented.sh checks against docs/events.md.
+# Lines: "<binary id> <test> <event> <severity>"; the binary id (a hash of
+# $STSPROXY_BIN) keeps records of an older build from counting.
+EVENTS_SEEN=${STSPROXY_EVENTS_SEEN:-/tmp/stsproxy-events-seen}
+
+# events_binary_id: the first 16 hex digits of the SHA-256 of $STSPROXY_BIN.
+events_binary_id() { sha256sum "$STSPROXY_BIN" 2>/dev/null | cut -c1-16; }
+
+# mitm_start_cert MODE CERT: as mitm_start, but the TLS-terminating modes
+# (swap-cert, old-tls) present $T/pki/CERT.pem / CERT.key.
+mitm_start_cert() {
+	local mode=$1 cert=$2
+	mitm_stop
+	mitm_reset_log
+	ip netns exec "$NS_MITM" "$PY" "$MITM_PY" --mode "$mode" --port "$MITM_PORT" --log "$T/mitm.log" \
+		--cert "$T/pki/$cert.pem" --key "$T/pki/$cert.key" --max-runtime 600 \
+		>>"$T/mitm.out" 2>&1 &
+	MITM_PID=$!
+	wait_for 10 "mitm.py listening" _listening "$NS_MITM" "0.0.0.0" "$MITM_PORT" ||
+		it_abort "mitm.py did not start: $(tail -n 5 "$T/mitm.out")"
+	mitm_redirect on
+	say "mitm: attacker active, mode $mode, certificate $cert"
+}
+
+# proxy_log_rotate: start a fresh $T/proxy.log and $T/proxy.out (the old ones
+# are kept as proxy.log.N / proxy.out.N), so the proxy_* assertions see only
+# the current phase. Call it while stsproxy is stopped.
+proxy_log_rotate() {
+	local n=1 f
+	while [ -e "$T/proxy.log.$n" ] || [ -e "$T/proxy.out.$n" ]; do n=$((n + 1)); done
+	for f in proxy.log proxy.out; do
+		[ -e "$T/$f" ] && mv "$T/$f" "$T/$f.$n"
+		: >"$T/$f"
+	done
+}
+
+# proxy_stop_checked: stop stsproxy (TERM) and check that it exited 0 and that
+# no sanitizer report reached its stderr (an ASan build reports at exit).
+proxy_stop_checked() {
+	local rc=0
+	[ -n "$PROXY_PID" ] || return 0
+	if _not_running "$PROXY_PID"; then
+		wait "$PROXY_PID" 2>/dev/null
+		rc=$?
+		fail "stsproxy was still running until the end of the phase (it exited with $rc)"
+	else
+		kill -TERM "$PROXY_PID" 2>/dev/null
+		if wait_for 15 "stsproxy exit" _not_running "$PROXY_PID"; then
+			wait "$PROXY_PID" 2>/dev/null
+			rc=$?
+		else
+			kill -KILL "$PROXY_PID" 2>/dev/null
+			wait "$PROXY_PID" 2>/dev/null
+			rc=timeout
+		fi
+		check "stsproxy exits 0 on SIGTERM (status $rc)" [ "$rc" = 0 ]
+	fi
+	PROXY_PID=
+	check_not "no sanitizer report in stsproxy's output" \
+		grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$T/proxy.out"
+}
+
+# proxy_events_tsv [FILE...]: the event records of FILE (default
+# $T/proxy.log), one a line: "event<TAB>severity<TAB>session<TAB>json".
+proxy_events_tsv() {
+	[ $# -gt 0 ] || set -- "$T/proxy.log"
+	"$PY" - "$@" <<'EOF'
+import json, sys
+for path in sys.argv[1:]:
+    try:
+        fp = open(path, encoding="utf-8", errors="replace")
+    except OSError:
+        continue
+    for line in fp:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("type") == "event":
+            print("%s\t%s\t%s\t%s" % (r.get("event"), r.get("severity"), r.get("session", "-"),
+                                      json.dumps(r, sort_keys=True)))
+EOF
+}
+
+# proxy_ev NAME SEVERITY [FIELD=ERE...]: an event record NAME with that
+# severity ("*" for any) whose fields match every FIELD=ERE (Python re.search
+# on the JSON value: strings as they are, true/false, numbers in decimal).
+proxy_ev() {
+	"$PY" - "$T/proxy.log" "$@" <<'EOF'
+import json, re, sys
+path, name, sev, conds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+def val(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+try:
+    lines = open(path, encoding="utf-8", errors="replace").read().splitlines()
+except OSError:
+    sys.exit(1)
+for line in lines:
+    try:
+        r = json.loads(line)
+    except ValueError:
+        continue
+    if r.get("type") != "event" or r.get("event") != name:
+        continue
+    if sev != "*" and r.get("severity") != sev:
+        continue
+    ok = True
+    for c in conds:
+        k, _, pat = c.partition("=")
+        if k not in r or not re.search(pat, val(r[k])):
+            ok = False
+            break
+    if ok:
+        sys.exit(0)
+sys.exit(1)
+EOF
+}
+
+# proxy_event_summary: "name/severity" of every event in $T/proxy.log, sorted,
+# with repeats counted, on one line (for messages).
+proxy_event_summary() {
+	proxy_events_tsv | awk -F '\t' '{ print $1 "/" $2 }' | sort | uniq -c |
+		awk '{ printf "%s%s%s", sep, $2, ($1 > 1 ? "x" $1 : ""); sep = " " } END { if (!sep) printf "(none)" }'
+}
+
+# events_seen_record TEST: append the events in every $T/proxy.log* to
+# $EVENTS_SEEN for t_zz_events_documented.sh.
+events_seen_record() {
+	local id f
+	id=$(events_binary_id)
+	[ -n "$id" ] && [ -n "$T" ] || return 0
+	for f in "$T"/proxy.log "$T"/proxy.log.*; do
+		[ -s "$f" ] || continue
+		proxy_events_tsv "$f"
+	done | awk -F '\t' -v id="$id" -v t="$1" '{ print id, t, $1, $2 }' | sort -u >>"$EVENTS_SEEN"
+	say "events seen by $1 recorded in $EVENTS_SEEN"
+}
+
+# sender_clear: delete every message queued at the sender (deferred ones
+# would otherwise be retried into the next phase).
+sender_clear() {
+	nsx "$NS_CLIENT" timeout 10 postsuper -c "$T/client/conf" -d ALL >/dev/null 2>&1
+}
+
+# sender_postconf NAME=VALUE...: change the sender's main.cf and reload it.
+sender_postconf() {
+	nsx "$NS_CLIENT" postconf -c "$T/client/conf" -e "$@" >/dev/null ||
+		it_abort "postconf -e $* failed"
+	nsx "$NS_CLIENT" timeout 20 postfix -c "$T/client/conf" reload >/dev/null 2>&1 ||
+		it_abort "postfix reload failed"
+}
+
+# ---- one detection case: attacker + stsproxy restarted, one mail, assertions ----
+# dcase_run TAG SUBJECT PROXY_CONFIG MITM_MODE [MITM_CERT]: restart the
+# attacker (mitm_start, or mitm_start_cert when MITM_CERT is given) and
+# stsproxy (fresh logs, empty in-memory TOFU), send one mail from the legacy
+# sender and assert, from these globals:
+#   VERDICT     tls | plain (delivered; how the mx received it) | deferred (4xx)
+#   LEAK        yes (the attacker must have read MAIL FROM) | no (must not)
+#   EVENTS      "name:severity[:field=ERE...] ..." events that must be logged (an
+#               ERE cannot contain ":" or blanks: write \x3a, \x20)
+#               (proxy_ev); no other event of warning or alert level may be,
+#               except names in DCASE_EXTRA_OK at notice level or below
+#   SESSION_RE  "ERE|ERE..." a session record for $MX1_4 must match (or empty)
+# DCASE_TOLERATE: names not counted as unexpected, at any level.
+# Set DCASE_KEEP_PROXY=1 to keep the running stsproxy (and its TOFU memory).
+DCASE_EXTRA_OK='mx_rerouted'
+
+_dcase_sev_rank() {
+	case $1 in info) echo 0 ;; notice) echo 1 ;; warning) echo 2 ;; alert) echo 3 ;; *) echo 9 ;; esac
+}
+# sender_status_since LINE: the status lines of the sender's maillog after LINE
+sender_status_since() { tail -n +"$(($1 + 1))" "$T/client/maillog" | grep -E 'status=[a-z]+' | cut -c1-400; }
+_sender_has_status_since() { sender_status_since "$1" | grep -q .; }
+_proxy_has_session() { proxy_sessions | grep -q .; }
+
+dcase_run() {
+	local tag=$1 subj=$2 conf=$3 amode=$4 cert=${5:-} mark st e name sev rest extra
+	local conds=() res=()
+	step "$tag"
+	if [ "${DCASE_KEEP_PROXY:-0}" != 1 ] || [ -z "$PROXY_PID" ]; then
+		proxy_stop_checked
+		proxy_log_rotate
+	fi
+	sender_clear
+	if [ -n "$cert" ]; then mitm_start_cert "$amode" "$cert"; else mitm_start "$amode"; fi
+	[ -n "$PROXY_PID" ] || proxy_start "$conf"
+	mark=$(wc -l <"$T/client/maillog")
+	sender_send "$RCPT" "$subj"
+	wait_for 45 "$tag the sender's verdict" _sender_has_status_since "$mark" ||
+		fail "$tag the sender logged a delivery status within 45s"
+	st=$(sender_status_since "$mark")
+	sender_clear # no retries into the rest of this case or the next one
+	say "$tag sender: $(printf '%s\n' "$st" | grep -oE 'status=.*' | head -n 1)"
+	check_not "$tag nothing bounced" grep -q 'status=bounced' <<<"$st"
+	case $VERDICT in
+	tls | plain)
+		check "$tag the sender delivered it (status=sent)" grep -q 'status=sent' <<<"$st"
+		check "$tag the mail is at the mx" wait_for 10 "$subj at the mx" _mx_file "$subj"
+		if [ "$VERDICT" = tls ]; then
+			check "$tag the mx received it over TLS: $(mx_received "$subj")" mx_received_tls "$subj"
+		else
+			check "$tag the mx received it in plaintext: $(mx_received "$subj")" mx_received_plain "$subj"
+		fi
+		;;
+	deferred)
+		check "$tag the sender deferred it with a 4xx" grep -qE 'status=deferred \(.*[^0-9]4[0-9][0-9][ -]' <<<"$st"
+		check_not "$tag the sender never delivered it" grep -q 'status=sent' <<<"$st"
+		check_not "$tag the mail is not at the mx" _mx_file "$subj"
+		;;
+	*) fail "$tag unknown VERDICT '$VERDICT'" ;;
+	esac
+	if [ "$LEAK" = yes ]; then
+		check "$tag the attacker read the envelope (expected in this combination)" \
+			mitm_saw_plaintext "^MAIL FROM:<$FROM>"
+	else
+		check_not "$tag the attacker never saw MAIL FROM in plaintext" mitm_saw_plaintext '^MAIL FROM'
+		check_not "$tag the attacker never saw the body" mitm_saw_plaintext "SECRET-BODY-$subj"
+	fi
+	# the session record is written when the session ends (after a reroute
+	# its dest is the address the session moved to)
+	wait_for 10 "$tag session record" _proxy_has_session >/dev/null
+	if [ -n "$SESSION_RE" ]; then
+		IFS='|' read -r -a res <<<"$SESSION_RE"
+		check "$tag a session record for $MX1_4 with ${SESSION_RE//|/, }" \
+			proxy_session_logged "$MX1_4" "${res[@]}"
+	fi
+	say "$tag events: $(proxy_event_summary)"
+	for e in $EVENTS; do
+		IFS=: read -r name sev rest <<<"$e"
+		conds=()
+		[ -n "$rest" ] && IFS=: read -r -a conds <<<"$rest"
+		check "$tag event $name, severity $sev${rest:+, $rest}" proxy_ev "$name" "$sev" "${conds[@]}"
+		# alert level: also one human line on stderr (README "Alerts")
+		[ "$sev" = alert ] &&
+			check "$tag the human alert line for $name on stderr" grep -q "^stsproxy ALERT: $name " "$T/proxy.out"
+	done
+	extra=$(proxy_events_tsv | while IFS=$'\t' read -r name sev _ _; do
+		case " $EVENTS " in *" $name:$sev:"* | *" $name:$sev "*) continue ;; esac
+		case " $DCASE_EXTRA_OK " in *" $name "*) [ "$(_dcase_sev_rank "$sev")" -le 1 ] && continue ;; esac
+		case " ${DCASE_TOLERATE:-} " in *" $name "*) continue ;; esac
+		[ "$(_dcase_sev_rank "$sev")" -ge 2 ] && echo "$name/$sev"
+	done | sort -u | tr '\n' ' ')
+	check "$tag no unexpected warning or alert event${extra:+ (got: $extra)}" [ -z "$extra" ]
+	check "$tag stsproxy is still running" proxy_alive
+}
+
+# ca_make_extra: more certificates for the attacker, in $T/pki (after ca_make):
+#   self.*  self-signed for mx1.example.test (not from the test CA)
+#   eku.*   from the test CA for mx1.example.test, but for TLS clients only
+#           (extendedKeyUsage clientAuth): verification fails as "invalid"
+ca_make_extra() {
+	local d=$T/pki
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 30 \
+		-keyout "$d/self.key" -out "$d/self.pem" -subj "/CN=mx1.example.test" \
+		-addext "subjectAltName=DNS:mx1.example.test" >/dev/null 2>&1 ||
+		it_abort "self-signed certificate failed"
+	printf 'subjectAltName=DNS:mx1.example.test\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n' \
+		>"$d/eku.ext"
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+		-keyout "$d/eku.key" -out "$d/eku.csr" -subj "/CN=mx1.example.test" >/dev/null 2>&1 &&
+		openssl x509 -req -in "$d/eku.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial \
+			-days 30 -sha256 -extfile "$d/eku.ext" -out "$d/eku.pem" >/dev/null 2>&1 ||
+		it_abort "clientAuth-only certificate failed"
+	chmod 644 "$d"/*.pem "$d"/*.key
+}

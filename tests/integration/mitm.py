@@ -17,6 +17,22 @@ dialogue line by line while applying one attack:
   refuse-ehlo  answer EHLO with 502 itself, so the client has to use HELO
   swap-cert    terminate the client's STARTTLS itself with --cert/--key and
                relay the decrypted stream to the server in plaintext
+  empty-line   blank the STARTTLS line of the EHLO reply to "250-" (same
+               line count; ehlo_empty_line)
+  starttls-first-line
+               delete the STARTTLS line and put "250-STARTTLS" before the
+               EHLO reply's first (greeting) line
+  mask-keyword keep STARTTLS, mask CHUNKING as XXXXXXXB (Cisco ASA
+               "ehlo-reply-parameter others mask")
+  malformed    replace STARTTLS in the EHLO reply with eight 0x01 bytes
+  ehlo-noop    rewrite the client's EHLO into NOOP (PIX mailguard): the
+               server's "250 2.0.0 Ok" is what the client gets for EHLO
+  drop-tls     after the server's 220 to STARTTLS, read the client's
+               ClientHello and reset both connections (a plaintext retry
+               without STARTTLS then passes)
+  no-tls       a server without TLS: delete STARTTLS from the EHLO reply and
+               answer STARTTLS with 502 ourselves
+  old-tls      as swap-cert, but offer only TLS 1.0 and 1.1
 
 Whatever it sees in plaintext is written to --log as
     <time> #<conn> C> <line>      client -> server
@@ -38,12 +54,16 @@ import ssl
 import struct
 import sys
 import time
+import warnings
 
 SO_ORIGINAL_DST = 80       # <linux/netfilter_ipv4.h>
 IP6T_SO_ORIGINAL_DST = 80  # <linux/netfilter_ipv6/ip6_tables.h>
 
 MODES = ("pass", "strip", "garble", "garble-cmd", "refuse", "inject",
-         "mask-banner", "refuse-ehlo", "swap-cert")
+         "mask-banner", "refuse-ehlo", "swap-cert",
+         "empty-line", "starttls-first-line", "mask-keyword", "malformed",
+         "ehlo-noop", "drop-tls", "no-tls", "old-tls")
+TERMINATE_TLS = ("swap-cert", "old-tls")  # modes that answer STARTTLS with our own TLS
 
 
 class Log:
@@ -231,6 +251,12 @@ class Session:
                 self.cw.write(b"502 5.5.2 Error: command not recognized\r\n")
                 await self.cw.drain()
                 continue
+            if cmd == "EHLO" and mode == "ehlo-noop":
+                self.ev("rewrote the client's EHLO into NOOP")
+                self.pending.append("NOOP")
+                self.sw.write(b"NOOP\r\n")
+                await self.sw.drain()
+                continue
             if cmd == "STARTTLS" and not self.client_tls:
                 if mode == "garble-cmd":
                     line = b"XXXXXXXX" + line[8:]
@@ -245,13 +271,31 @@ class Session:
                     self.cw.write(b"454 4.7.0 TLS not available\r\n")
                     await self.cw.drain()
                     continue
-                if mode == "swap-cert":
+                if mode == "no-tls":
+                    await self.wait_no_pending()
+                    self.ev("answered STARTTLS with 502 ourselves")
+                    self.cw.write(b"502 5.5.1 Error: command not recognized\r\n")
+                    await self.cw.drain()
+                    continue
+                if mode in TERMINATE_TLS:
                     await self.wait_no_pending()
                     self.ev("terminating the client's STARTTLS ourselves with %s" % self.a.cert)
                     self.cw.write(b"220 2.0.0 Ready to start TLS\r\n")
                     await self.cw.drain()
                     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                    if mode == "old-tls":
+                        # TLS 1.0/1.1 need security level 0 in OpenSSL 3
+                        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", DeprecationWarning)
+                            ctx.minimum_version = ssl.TLSVersion.TLSv1
+                            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
                     ctx.load_cert_chain(self.a.cert, self.a.key)
+                    if mode == "old-tls":
+                        await self.old_tls_handshake(ctx)
+                        self.cw.close()
+                        self.sw.close()
+                        return
                     try:
                         await self.cw.start_tls(ctx, ssl_handshake_timeout=self.a.idle)
                     except (ssl.SSLError, OSError, asyncio.TimeoutError) as e:
@@ -308,7 +352,7 @@ class Session:
                     self.ev("masked the greeting text")
             else:
                 cmd = self.pending.popleft() if self.pending else "?"
-            if cmd == "EHLO" and code == b"250" and mode in ("strip", "garble"):
+            if cmd == "EHLO" and code == b"250" and mode in EHLO_REWRITES:
                 lines = self.rewrite_ehlo(lines, mode)
             if cmd == "DATA" and code == b"354":
                 self.in_body = True
@@ -320,6 +364,9 @@ class Session:
                     self.ev("injected '250 injected' after the 220 to STARTTLS")
                 self.cw.write(out)
                 await self.cw.drain()
+                if ok and mode == "drop-tls":
+                    await self.drop_after_client_hello()
+                    return
                 if self.starttls_fut and not self.starttls_fut.done():
                     self.starttls_fut.set_result(ok)
                 if ok:
@@ -329,20 +376,93 @@ class Session:
             self.cw.write(out)
             await self.cw.drain()
 
+    async def old_tls_handshake(self, ctx):
+        """old-tls: the handshake over memory BIOs, so that the alert OpenSSL
+        writes when no version is shared (protocol_version) reaches the
+        client, as from a real TLS 1.0/1.1-only server (asyncio's start_tls
+        drops it). Then the connection ends either way."""
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = ctx.wrap_bio(inc, out, server_side=True)
+        data = self.cr.take()
+        while True:
+            if data:
+                inc.write(data)
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pending = out.read()
+                if pending:
+                    self.cw.write(pending)
+                    await self.cw.drain()
+                data = await asyncio.wait_for(self.cr.reader.read(65536), self.a.idle)
+                if not data:
+                    self.ev("client closed during the handshake")
+                    return
+                continue
+            except ssl.SSLError as e:
+                pending = out.read()
+                if pending:
+                    self.cw.write(pending)
+                    await self.cw.drain()
+                self.ev("TLS handshake with the client failed: %r (sent %d bytes of alert)"
+                        % (e, len(pending)))
+                return
+            self.ev("client negotiated %s with a TLS 1.0/1.1-only server; closing" % obj.version())
+            return
+
+    async def drop_after_client_hello(self):
+        """drop-tls: wait for the client's first TLS bytes, then reset both
+        connections (what a box forcing a plaintext retry does)."""
+        data = self.cr.take()
+        if not data:
+            try:
+                data = await asyncio.wait_for(self.cr.reader.read(65536), self.a.idle)
+            except (OSError, asyncio.TimeoutError):
+                data = b""
+        self.ev("read %d bytes of the client's handshake (first byte %s); resetting both "
+                "connections" % (len(data), "0x%02x" % data[0] if data else "-"))
+        for w in (self.cw, self.sw):
+            try:
+                w.transport.abort()
+            except (OSError, RuntimeError, AttributeError):
+                pass
+        if self.starttls_fut and not self.starttls_fut.done():
+            self.starttls_fut.set_result(False)
+
     def rewrite_ehlo(self, lines, mode):
         out = []
+        if mode == "starttls-first-line":
+            out.append(lines[0][:3] + b"-STARTTLS\r\n")
+            self.ev("put STARTTLS on the first line of the EHLO reply")
         for i, ln in enumerate(lines):
             kw = ln[4:].strip().upper()
+            if mode == "mask-keyword":
+                if i > 0 and kw == b"CHUNKING":
+                    ln = ln[:4] + b"XXXXXXXB" + ln[12:]
+                    self.ev("masked CHUNKING to XXXXXXXB in the EHLO reply")
+                out.append(ln)
+                continue
             if i > 0 and kw == b"STARTTLS":
-                if mode == "strip":
+                if mode in ("strip", "no-tls", "starttls-first-line"):
                     self.ev("stripped STARTTLS from the EHLO reply")
                     continue
-                ln = ln[:4] + b"XXXXXXXA" + ln[12:]
-                self.ev("garbled STARTTLS to XXXXXXXA in the EHLO reply")
+                if mode == "empty-line":
+                    ln = ln[:4] + b"\r\n"
+                    self.ev("blanked the STARTTLS line of the EHLO reply")
+                elif mode == "malformed":
+                    ln = ln[:4] + b"\x01" * 8 + ln[12:]
+                    self.ev("replaced STARTTLS with eight 0x01 bytes in the EHLO reply")
+                else:
+                    ln = ln[:4] + b"XXXXXXXA" + ln[12:]
+                    self.ev("garbled STARTTLS to XXXXXXXA in the EHLO reply")
             out.append(ln)
         # only the last line may use "250 "
         out = [ln[:3] + b"-" + ln[4:] for ln in out[:-1]] + [out[-1][:3] + b" " + out[-1][4:]]
         return out
+
+
+EHLO_REWRITES = ("strip", "garble", "empty-line", "starttls-first-line", "mask-keyword",
+                 "malformed", "no-tls")
 
 
 class Server:
@@ -408,8 +528,8 @@ def main():
     ap.add_argument("--conn-timeout", type=float, default=180.0)
     ap.add_argument("--max-runtime", type=float, default=600.0)
     args = ap.parse_args()
-    if args.mode == "swap-cert" and not (args.cert and args.key):
-        ap.error("swap-cert needs --cert and --key")
+    if args.mode in TERMINATE_TLS and not (args.cert and args.key):
+        ap.error("%s needs --cert and --key" % args.mode)
     try:
         asyncio.run(Server(args).main())
     except KeyboardInterrupt:
