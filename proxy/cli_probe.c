@@ -186,6 +186,8 @@ on_reply(struct probe *p, struct smtp_reply *r)
 		first_line(r, t->starttls_reply, sizeof(t->starttls_reply));
 		detect_starttls_reply(r, t->starttls_advertised, iobuf_used(&p->io.in),
 		                      &t->findings);
+		if (t->ehlo_code / 100 == 2 && !t->starttls_advertised)
+			detect_starttls_stripped(r, &t->findings);
 		if (r->code != 220) {
 			send_line(p, "QUIT", PROBE_QUIT);
 			return;

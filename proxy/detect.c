@@ -66,6 +66,7 @@ static const struct detect_cat detect_cat[DETECT_EV_COUNT] = {
         [DETECT_EV_TLS_CERT_CHANGED] = {"tls_cert_changed", DETECT_SEV_NOTICE, 0},
         [DETECT_EV_STARTTLS_DOWNGRADE_VS_MEMORY] = {"starttls_downgrade_vs_memory",
                                                     DETECT_SEV_ALERT, 0},
+        [DETECT_EV_STARTTLS_STRIPPED] = {"starttls_stripped", DETECT_SEV_ALERT, 1},
 };
 
 static int
@@ -631,6 +632,16 @@ detect_starttls_reply(const struct smtp_reply *r, int advertised, size_t trailin
 	                advertised ? DETECT_EV_STARTTLS_REJECTED_AFTER_ADVERTISED
 	                           : DETECT_EV_STARTTLS_REFUSED,
 	                r, 0, 1);
+}
+
+void
+detect_starttls_stripped(const struct smtp_reply *r, struct detect_findings *out)
+{
+	/* The caller saw a 2xx EHLO reply without STARTTLS, then a 220 to
+	 * STARTTLS: real servers refuse a STARTTLS they did not offer
+	 * (Postfix 502, Exim 503), so the offer was removed on the way. */
+	if (r != NULL && out != NULL && r->nlines >= 1 && r->code == 220)
+		detect_add_line(out, DETECT_EV_STARTTLS_STRIPPED, r, 0, 1);
 }
 
 void

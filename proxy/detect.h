@@ -58,6 +58,7 @@ enum detect_event {
 	DETECT_EV_TLS_CERT_INVALID,
 	DETECT_EV_TLS_CERT_CHANGED,
 	DETECT_EV_STARTTLS_DOWNGRADE_VS_MEMORY,
+	DETECT_EV_STARTTLS_STRIPPED,
 	DETECT_EV_COUNT
 };
 
@@ -164,6 +165,13 @@ void detect_starttls_reply(const struct smtp_reply *r, int advertised, size_t tr
                            struct detect_findings *out);
 
 /* A TLS failure toward the server; detail (may be NULL) becomes the evidence. */
+/*
+ * A 220 to a STARTTLS that a successful (2xx) EHLO reply did not offer:
+ * starttls_stripped (ALERT). Only the caller knows an EHLO reply was seen
+ * (after HELO nothing could have been offered), so it decides to call.
+ */
+void detect_starttls_stripped(const struct smtp_reply *r, struct detect_findings *out);
+
 void detect_tls_failure(enum detect_tls_kind kind, const char *detail, struct detect_findings *out);
 
 /*

@@ -1032,8 +1032,10 @@ handle_ehlo_reply(struct session *s, struct smtp_reply *r)
 	ehlo_parse(r, &s->caps);
 	/* Signals are read from the plaintext EHLO only: that is the one an
 	 * attacker on the path can touch. */
-	if (!s->tls_ok)
+	if (!s->tls_ok) {
 		s->starttls_advertised = detect_ehlo(r, &s->findings);
+		s->ehlo_seen = 1;
+	}
 	/* Offer the client only what we can honour: STARTTLS is ours to
 	 * offer (client_tls), CHUNKING/BINARYMIME would need BDAT framing,
 	 * AUTH would send credentials before our upgrade, XCLIENT/XFORWARD/
@@ -1096,6 +1098,8 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			 * (Postfix 2011, nginx 2014). Never feed it to TLS. */
 			detect_starttls_reply(r, s->starttls_advertised, iobuf_used(&s->server.in),
 			                      &s->findings);
+			if (s->ehlo_seen && !s->starttls_advertised)
+				detect_starttls_stripped(r, &s->findings);
 			session_findings(s);
 			if (iobuf_used(&s->server.in) > 0) {
 				fail_session(s, "injection",

@@ -132,6 +132,7 @@ struct session {
 	int tls_offered_session;
 	struct ehlo_caps caps;   /* latest EHLO reply from the server */
 	int starttls_advertised; /* in the plaintext EHLO */
+	int ehlo_seen;           /* a 2xx plaintext EHLO reply was read */
 	int ehlo_refused;
 
 	struct session_domain *domains[SESSION_MAXDOMAINS];

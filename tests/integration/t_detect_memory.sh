@@ -49,7 +49,7 @@ SESSION_RE=''
 
 # 2. STARTTLS stripped at an MX that offered it
 LEAK=no VERDICT=tls
-EVENTS="starttls_not_advertised:alert:escalated_by_memory=^true$ starttls_downgrade_vs_memory:alert:remembered=$RFC3339:code=^250$"
+EVENTS="starttls_not_advertised:alert:escalated_by_memory=^true$ starttls_downgrade_vs_memory:alert:remembered=$RFC3339:code=^250$ starttls_stripped:alert:code=^220$"
 dcase_run "[memory/strip] STARTTLS missing where it was offered before" mem-strip "$ALERT" strip
 
 # 3. handshake reset after TLS worked last time ("may": plaintext retry)

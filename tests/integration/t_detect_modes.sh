@@ -85,12 +85,14 @@ expectations() {
 		SESSION_RE='"tls": *true' ;;
 	# ---- upgrade: stsproxy always tries STARTTLS; "may" lets plaintext go
 	upgrade/strip | enforce/strip)
+		# stsproxy's STARTTLS is accepted although the EHLO reply did
+		# not offer it: the strip caught in the act
 		VERDICT=tls
-		EVENTS='starttls_not_advertised:info'
+		EVENTS='starttls_not_advertised:info starttls_stripped:alert:code=^220$'
 		SESSION_RE='"starttls_advertised": *false|"tls": *true|"tls_verify": *"ok"' ;;
 	upgrade/garble | enforce/garble)
 		VERDICT=tls
-		EVENTS='starttls_garbled:alert:evidence=^250-XXXXXXXA$:code=^250$ starttls_not_advertised:alert:escalated_by=^starttls_garbled$'
+		EVENTS='starttls_garbled:alert:evidence=^250-XXXXXXXA$:code=^250$ starttls_not_advertised:alert:escalated_by=^starttls_garbled$ starttls_stripped:alert:code=^220$'
 		SESSION_RE='"tls": *true|"tls_verify": *"ok"' ;;
 	upgrade/mask-banner | enforce/mask-banner)
 		VERDICT=tls

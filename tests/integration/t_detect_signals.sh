@@ -38,6 +38,9 @@ UPGRADE=$(proxy_config upgrade redirect "" may)
 # ---- EHLO reply anomalies and a server without TLS ---------------------------------
 # Monitor: the sender (Postfix, level may) reads the same reply stsproxy does.
 # Upgrade: stsproxy sends STARTTLS anyway and the real server accepts it.
+# In upgrade mode stsproxy's own STARTTLS is then accepted although the
+# EHLO reply did not offer it: starttls_stripped.
+STRIPPED='starttls_stripped:alert:code=^220$'
 for p in monitor upgrade; do
 	conf=$MONITOR
 	[ $p = upgrade ] && conf=$UPGRADE
@@ -47,20 +50,24 @@ for p in monitor upgrade; do
 	LEAK=no VERDICT=tls
 	[ $p = monitor ] && LEAK=yes VERDICT=plain
 	EVENTS='ehlo_empty_line:notice:evidence=^250-$:code=^250$ starttls_not_advertised:alert:escalated_by=^ehlo_empty_line$'
+	[ $p = upgrade ] && EVENTS="$EVENTS $STRIPPED"
 	dcase_run "[$p/empty-line]" "ds-$p-empty-line" "$conf" empty-line
 
 	# eight 0x01 bytes where STARTTLS stood
 	EVENTS='ehlo_malformed_line:notice:evidence=^250-(%01){8}$ starttls_not_advertised:alert:escalated_by=^ehlo_malformed_line$'
+	[ $p = upgrade ] && EVENTS="$EVENTS $STRIPPED"
 	dcase_run "[$p/malformed]" "ds-$p-malformed" "$conf" malformed
 
 	# EHLO rewritten into NOOP (PIX mailguard): the "EHLO reply" has an
 	# enhanced status code
 	EVENTS='ehlo_command_rewritten:warning:evidence=^250\x202\.0\.0 starttls_not_advertised:alert:escalated_by=^ehlo_command_rewritten$'
+	[ $p = upgrade ] && EVENTS="$EVENTS $STRIPPED"
 	dcase_run "[$p/ehlo-noop]" "ds-$p-ehlo-noop" "$conf" ehlo-noop
 
 	# "250-STARTTLS" as the greeting line of the EHLO reply: not an offer,
 	# a notice, and no corroboration (real servers do this)
 	EVENTS='ehlo_starttls_in_greeting_line:notice:evidence=^250-STARTTLS$:line=^0$ starttls_not_advertised:info'
+	[ $p = upgrade ] && EVENTS="$EVENTS $STRIPPED"
 	dcase_run "[$p/starttls-first-line]" "ds-$p-first-line" "$conf" starttls-first-line
 
 	# STARTTLS still advertised, CHUNKING masked as XXXXXXXB (Cisco ASA)

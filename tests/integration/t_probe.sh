@@ -94,8 +94,8 @@ pmode() {
 # ---- the eight attacks of the issue, and a clean path ----------------------------------
 pmode pass 0 - tls=true certificate='^ok$' starttls_advertised=true starttls_code='^220$' \
 	tls_version='^TLSv1\.[23]$' fingerprint='^[0-9a-f]{64}$' error=null
-pmode strip 0 'starttls_not_advertised:info' starttls_advertised=false tls=true certificate='^ok$'
-pmode garble 1 'starttls_garbled:alert starttls_not_advertised:alert' \
+pmode strip 1 'starttls_not_advertised:alert starttls_stripped:alert' starttls_advertised=false tls=true certificate='^ok$'
+pmode garble 1 'starttls_garbled:alert starttls_not_advertised:alert starttls_stripped:alert' \
 	'findings~^starttls_garbled:alert:250-XXXXXXXA$' tls=true
 pmode garble-cmd 1 'starttls_rejected_after_advertised:warning' starttls_code='^5[0-9][0-9]$' tls=false
 pmode refuse 1 'starttls_rejected_after_advertised:warning' starttls_code='^454$' tls=false \
@@ -106,11 +106,11 @@ pmode refuse-ehlo 0 'ehlo_refused:notice starttls_not_advertised:info' tls=true 
 pmode swap-cert 0 'tls_cert_name_mismatch:notice' tls=true certificate='^name-mismatch$'
 
 # ---- the rest of the catalogue ----------------------------------------------------------
-pmode empty-line 1 'ehlo_empty_line:notice starttls_not_advertised:alert' tls=true
-pmode malformed 1 'ehlo_malformed_line:notice starttls_not_advertised:alert' \
+pmode empty-line 1 'ehlo_empty_line:notice starttls_not_advertised:alert starttls_stripped:alert' tls=true
+pmode malformed 1 'ehlo_malformed_line:notice starttls_not_advertised:alert starttls_stripped:alert' \
 	'findings~^ehlo_malformed_line:notice:250-(%01){8}$'
-pmode ehlo-noop 1 'ehlo_command_rewritten:warning starttls_not_advertised:alert' tls=true
-pmode starttls-first-line 0 'ehlo_starttls_in_greeting_line:notice starttls_not_advertised:info' \
+pmode ehlo-noop 1 'ehlo_command_rewritten:warning starttls_not_advertised:alert starttls_stripped:alert' tls=true
+pmode starttls-first-line 1 'ehlo_starttls_in_greeting_line:notice starttls_not_advertised:alert starttls_stripped:alert' \
 	starttls_advertised=false tls=true
 pmode mask-keyword 0 'ehlo_keyword_masked:notice' starttls_advertised=true tls=true
 pmode no-tls 0 'starttls_not_advertised:info starttls_refused:info' starttls_code='^502$' tls=false

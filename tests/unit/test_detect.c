@@ -813,8 +813,15 @@ test_starttls_reply(void **state)
 	feed(r, ok);
 	detect_init(&fx);
 	detect_starttls_reply(r, 1, 0, &fx);
-	detect_starttls_reply(r, 0, 0, &fx); /* accepted though not offered: fine */
+	detect_starttls_reply(r, 0, 0, &fx);
 	assert_int_equal(fx.n, 0);
+	/* accepted though an EHLO reply did not offer it: stripped */
+	detect_starttls_stripped(r, &fx);
+	assert_int_equal(fx.n, 1);
+	assert_int_equal(fx.f[0].event, DETECT_EV_STARTTLS_STRIPPED);
+	assert_int_equal(fx.f[0].severity, DETECT_SEV_ALERT);
+	assert_string_equal(fx.f[0].evidence, "220-2.0.0 Ready");
+	detect_init(&fx);
 	detect_starttls_reply(r, 1, 7, &fx);
 	assert_int_equal(fx.n, 1);
 	assert_int_equal(fx.f[0].event, DETECT_EV_STARTTLS_REPLY_PIPELINED);
