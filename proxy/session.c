@@ -250,6 +250,10 @@ outcome_record(struct session *s)
 	jsonw_uint(&j, "session", s->id);
 	jsonw_str(&j, "client", s->client_text);
 	jsonw_str(&j, "dest", s->dest_text);
+	/* After a reroute "dest" is where the mail went; this is where the
+	 * client meant it to go. */
+	if (s->orig_dest_text[0] && strcmp(s->orig_dest_text, s->dest_text) != 0)
+		jsonw_str(&j, "original_dest", s->orig_dest_text);
 	jsonw_str(&j, "listener", s->lst ? cfg_listen_kind_name(s->lst->kind) : NULL);
 	jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
 	jsonw_str(&j, "mx", s->sni[0] ? s->sni : NULL);
@@ -420,6 +424,7 @@ session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
 		session_close(s, "refused", "relay loop: destination is stsproxy itself");
 		return;
 	}
+	snprintf(s->orig_dest_text, sizeof(s->orig_dest_text), "%s", s->dest_text);
 	session_log(s, LOG_INFO, "accepted on %s listener %s", cfg_listen_kind_name(lst->kind),
 	            lst->addrtext);
 	if (cfg->mode == CFG_MODE_MONITOR)

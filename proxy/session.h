@@ -91,6 +91,7 @@ struct session {
 	struct sockaddr_storage client_ss, dest_ss;
 	socklen_t client_len, dest_len;
 	char client_text[64], dest_text[300];
+	char orig_dest_text[300]; /* before any reroute */
 
 	struct io client, server;
 	ev_timer timer;
