@@ -194,6 +194,21 @@ fail_session(struct session *s, const char *result, const char *fmt, ...)
 	relay_enter(s, RELAY_ST_CLOSING);
 }
 
+/*
+ * Our own EHLO or HELO (after STARTTLS, on a reconnection, as fallback),
+ * in the client's name, then wait in state next. A write failure ends the
+ * session (the three callers used to differ: two ignored it).
+ */
+static void
+send_greeting(struct session *s, const char *verb, enum relay_state next)
+{
+	if (server_sendf(s, "%s %s", verb, s->helo_name[0] ? s->helo_name : "localhost") == -1) {
+		fail_session(s, "error", "cannot write to %s", s->dest_text);
+		return;
+	}
+	relay_enter(s, next);
+}
+
 static void
 transaction_reset(struct session *s)
 {
@@ -299,12 +314,8 @@ fixed_resolved(void *arg, enum dns_status st, const struct dns_addr *a, int n)
 static void
 connect_upstream(struct session *s, enum relay_state st)
 {
-	const struct cfg *c = s->cfg;
-	size_t inmax = c->max_line + 2 > 65536 ? c->max_line + 2 : 65536;
-
 	io_close(&s->server);
-	io_init(&s->server, s->px->loop, -1, relay_server_cb, s, inmax, c->buffer_high + 65536,
-	        c->buffer_low);
+	session_io_init(s, &s->server, -1, relay_server_cb);
 	s->upstream_alive = 0;
 	s->upstream_greeted = 0;
 	if (io_connect(&s->server, (struct sockaddr *)&s->dest_ss, s->dest_len) == -1) {
@@ -604,11 +615,7 @@ tls_ready(struct session *s)
 	session_findings(s);
 	/* RFC 3207 §4.2: forget what was learned before TLS and EHLO again. */
 	memset(&s->caps, 0, sizeof(s->caps));
-	if (server_sendf(s, "EHLO %s", s->helo_name[0] ? s->helo_name : "localhost") == -1) {
-		fail_session(s, "error", "cannot write to %s", s->dest_text);
-		return;
-	}
-	relay_enter(s, RELAY_ST_EHLO2);
+	send_greeting(s, "EHLO", RELAY_ST_EHLO2);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1080,8 +1087,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			return;
 		}
 		s->upstream_alive = 1;
-		(void)server_sendf(s, "EHLO %s", s->helo_name[0] ? s->helo_name : "localhost");
-		relay_enter(s, RELAY_ST_EHLO2);
+		send_greeting(s, "EHLO", RELAY_ST_EHLO2);
 		return;
 	case RELAY_ST_EHLO:
 		handle_ehlo_reply(s, r);
@@ -1123,8 +1129,7 @@ relay_on_reply(struct session *s, struct smtp_reply *r)
 			rcpt_advance(s);
 			return;
 		}
-		(void)server_sendf(s, "HELO %s", s->helo_name[0] ? s->helo_name : "localhost");
-		relay_enter(s, RELAY_ST_HELO2);
+		send_greeting(s, "HELO", RELAY_ST_HELO2);
 		return;
 	case RELAY_ST_HELO2:
 		if (cls != 2) {

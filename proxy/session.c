@@ -350,6 +350,18 @@ session_free(struct session *s)
 	free(s);
 }
 
+void
+session_io_init(struct session *s, struct io *io, int fd, io_cb *cb)
+{
+	const struct cfg *c = s->cfg;
+	/* Input holds one command or reply line (limits.max_line) or a body
+	 * chunk; output may exceed the high-water mark by one read before the
+	 * other side is paused. */
+	size_t inmax = c->max_line + 2 > 65536 ? c->max_line + 2 : 65536;
+
+	io_init(io, s->px->loop, fd, cb, s, inmax, c->buffer_high + 65536, c->buffer_low);
+}
+
 static int
 set_destination(struct session *s, int fd)
 {
@@ -401,12 +413,8 @@ session_accept(struct proxy *px, const struct cfg_listener *lst, int fd,
 	px->nsessions++;
 	px->stats.sessions++;
 
-	io_init(&s->client, px->loop, fd, relay_client_cb, s,
-	        cfg->max_line + 2 > 65536 ? cfg->max_line + 2 : 65536, cfg->buffer_high + 65536,
-	        cfg->buffer_low);
-	io_init(&s->server, px->loop, -1, relay_server_cb, s,
-	        65536 > cfg->max_line + 2 ? 65536 : cfg->max_line + 2, cfg->buffer_high + 65536,
-	        cfg->buffer_low);
+	session_io_init(s, &s->client, fd, relay_client_cb);
+	session_io_init(s, &s->server, -1, relay_server_cb);
 	/* Nothing is read from the client before the server's greeting has
 	 * been relayed: an early talker gets no chance to desynchronise us. */
 	io_pause(&s->client, 1);

@@ -191,6 +191,9 @@ void session_findings(struct session *s);
 /* Load what the TOFU memory knows about this session's MX (name or address). */
 void session_memory(struct session *s);
 
+/* Set up one of the session's transports with the configured buffer limits. */
+void session_io_init(struct session *s, struct io *io, int fd, io_cb *cb);
+
 /* (Re)arm the session timer for t seconds. */
 void session_timer(struct session *s, double t);
 
