@@ -74,29 +74,39 @@ severity_level(const char *sev)
 	return LOG_INFO;
 }
 
-void
-session_event(struct session *s, const char *name, const char *severity, const char *domain,
-              const char *evidence, size_t evlen)
+/* Count an event and start its record with the fields every event has
+ * (docs/events.md "Common fields"). */
+static void
+event_begin(struct session *s, struct jsonw *j, const char *name, const char *severity,
+            const char *domain)
 {
-	struct jsonw j;
 	char ts[40];
 
 	s->nevents++;
 	s->px->stats.events++;
 	metrics_event(s->px->metrics, name, severity); /* metrics (proxy/metrics.h) */
-	jsonw_begin(&j);
-	jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
-	jsonw_str(&j, "type", "event");
-	jsonw_str(&j, "event", name);
-	jsonw_str(&j, "severity", severity);
-	jsonw_uint(&j, "session", s->id);
-	jsonw_str(&j, "client", s->client_text);
-	jsonw_str(&j, "dest", s->dest_text);
-	jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
+	jsonw_begin(j);
+	jsonw_str(j, "ts", log_timestamp(ts, sizeof(ts)));
+	jsonw_str(j, "type", "event");
+	jsonw_str(j, "event", name);
+	jsonw_str(j, "severity", severity);
+	jsonw_uint(j, "session", s->id);
+	jsonw_str(j, "client", s->client_text);
+	jsonw_str(j, "dest", s->dest_text);
+	jsonw_str(j, "mode", cfg_mode_name(s->cfg->mode));
 	if (s->sni[0])
-		jsonw_str(&j, "mx", s->sni);
+		jsonw_str(j, "mx", s->sni);
 	if (domain != NULL && domain[0])
-		jsonw_str(&j, "domain", domain);
+		jsonw_str(j, "domain", domain);
+}
+
+void
+session_event(struct session *s, const char *name, const char *severity, const char *domain,
+              const char *evidence, size_t evlen)
+{
+	struct jsonw j;
+
+	event_begin(s, &j, name, severity, domain);
 	if (evidence != NULL) {
 		/* Same %XX encoding as detect's findings (docs/events.md). */
 		char esc[DETECT_EVIDENCE_MAX + 1];
@@ -155,8 +165,6 @@ direction_name(enum detect_direction d)
 void
 session_findings(struct session *s)
 {
-	char ts[40];
-
 	detect_combine(&s->findings, s->memory_loaded ? &s->memory : NULL);
 	for (int i = 0; i < s->findings.n; i++) {
 		struct detect_finding *f = &s->findings.f[i];
@@ -165,24 +173,8 @@ session_findings(struct session *s)
 		if (f->emitted)
 			continue;
 		f->emitted = 1;
-		s->nevents++;
-		s->px->stats.events++;
-		/* metrics (proxy/metrics.h) */
-		metrics_event(s->px->metrics, detect_event_name(f->event),
-		              detect_severity_name(f->severity));
-		jsonw_begin(&j);
-		jsonw_str(&j, "ts", log_timestamp(ts, sizeof(ts)));
-		jsonw_str(&j, "type", "event");
-		jsonw_str(&j, "event", detect_event_name(f->event));
-		jsonw_str(&j, "severity", detect_severity_name(f->severity));
-		jsonw_uint(&j, "session", s->id);
-		jsonw_str(&j, "client", s->client_text);
-		jsonw_str(&j, "dest", s->dest_text);
-		jsonw_str(&j, "mode", cfg_mode_name(s->cfg->mode));
-		if (s->sni[0])
-			jsonw_str(&j, "mx", s->sni);
-		if (s->cur != NULL && s->cur->name[0])
-			jsonw_str(&j, "domain", s->cur->name);
+		event_begin(s, &j, detect_event_name(f->event), detect_severity_name(f->severity),
+		            s->cur != NULL ? s->cur->name : NULL);
 		if (f->evidence[0])
 			jsonw_str(&j, "evidence", f->evidence);
 		if (f->truncated)
