@@ -250,7 +250,7 @@ on_tls_ready(struct probe *p)
 	char line[300];
 
 	t->tls = 1;
-	t->verify = mbedtls_ssl_get_verify_result(p->io.ssl);
+	t->verify = tls_verify_peer(p->tls, p->io.ssl, t->name[0] ? t->name : NULL);
 	snprintf(t->tls_version, sizeof(t->tls_version), "%s", io_tls_version(&p->io));
 	snprintf(t->tls_cipher, sizeof(t->tls_cipher), "%s", io_tls_cipher(&p->io));
 	(void)tls_peer_fingerprint(p->io.ssl, t->fingerprint, sizeof(t->fingerprint));

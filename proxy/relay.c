@@ -600,7 +600,13 @@ tls_ready(struct session *s)
 	mbedtls_ssl_context *ssl = s->server.ssl;
 
 	s->tls_ok = 1;
-	s->tls_verify = mbedtls_ssl_get_verify_result(ssl);
+	s->tls_verify = tls_verify_peer(s->px->tls, ssl, s->sni[0] ? s->sni : NULL);
+	/* A resumed session may come without the certificate; it resumes one
+	 * that was verified for this very name and address (only those are
+	 * saved), and the server proved it holds that session's secret. */
+	if (s->tls_verify == MBEDTLS_X509_BADCERT_MISSING && s->tls_offered_session &&
+	    mbedtls_ssl_get_peer_cert(ssl) == NULL)
+		s->tls_verify = 0;
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", io_tls_version(&s->server));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", io_tls_cipher(&s->server));
 	tls_count_handshake(s->px->tls, 0);

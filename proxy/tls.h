@@ -2,8 +2,9 @@
  * tls: mbed TLS 3.6 configuration shared by all sessions.
  *
  * Owns the RNG, the CA chain, the client configuration toward servers
- * (TLS 1.2 and 1.3, certificate checked but the verdict left to the
- * policy: MBEDTLS_SSL_VERIFY_OPTIONAL), the server configuration for the
+ * (TLS 1.2 and 1.3; the certificate is checked after the handshake by
+ * tls_verify_peer() and the verdict left to the policy), the server
+ * configuration for the
  * optional STARTTLS offered to legacy clients, and the cache of upstream
  * TLS sessions used for resumption toward repeat MX hosts (a full
  * handshake costs ~2 ms of CPU with mbed TLS; resumption avoids the
@@ -39,8 +40,18 @@ int tls_server_setup(struct tls_ctx *t, mbedtls_ssl_context *ssl);
 int tls_server_enabled(const struct tls_ctx *t);
 
 /* Verify the peer chain of an established ssl against our CAs for name
- * (NULL = chain only). Returns mbed TLS verify flags, 0 = valid. */
+ * (NULL = chain only), plus the key usage the negotiated key exchange
+ * needs. Returns mbed TLS verify flags, 0 = valid. The handshake itself
+ * does not check the chain: call this before trusting the connection.
+ * A chain without certificate (a resumed session whose certificate was
+ * not kept) gives MBEDTLS_X509_BADCERT_MISSING. */
 uint32_t tls_verify_peer(struct tls_ctx *t, const mbedtls_ssl_context *ssl, const char *name);
+/* The same for a chain (leaf first). key_usage: MBEDTLS_X509_KU_* bits
+ * the leaf must allow, 0 = not checked; serverAuth is always required
+ * when the leaf restricts its extended key usage. Chains verified
+ * without any flag are remembered for name (verifycache.h). */
+uint32_t tls_verify_chain(struct tls_ctx *t, const mbedtls_x509_crt *chain, const char *name,
+                          unsigned int key_usage);
 
 /* SHA-256 of the peer's leaf certificate as lower-case hex (65 bytes). */
 int tls_peer_fingerprint(const mbedtls_ssl_context *ssl, char *out, size_t outsz);
@@ -66,6 +77,8 @@ const char *tls_strerror(int err, char *buf, size_t len);
 struct tls_stats {
 	unsigned long handshakes;
 	unsigned long resumed;
+	unsigned long verify_full;   /* chain checked with signatures */
+	unsigned long verify_cached; /* chain already verified for that name */
 };
 const struct tls_stats *tls_stats(const struct tls_ctx *t);
 void tls_count_handshake(struct tls_ctx *t, int resumed);
