@@ -25,6 +25,7 @@
 #include "cfg.h"
 #include "log.h"
 #include "metrics.h"
+#include "tls.h"
 #include "proxy.h"
 #include "session.h"
 #include "tlspolicy.h"
@@ -281,6 +282,13 @@ render(struct metrics *m, FILE *fp)
 	            "TLS handshakes stsproxy completed toward servers (a rerouted session can "
 	            "count once per server).",
 	            px ? px->stats.tls_upgraded : 0);
+	put_counter(fp, "stsproxy_tls_chain_checks_total",
+	            "Server certificate chains checked with their CA signatures.",
+	            px && px->tls ? tls_stats(px->tls)->verify_full : 0);
+	put_counter(fp, "stsproxy_tls_chain_checks_cached_total",
+	            "Server certificate chains found already verified for that name "
+	            "(no signature checked again).",
+	            px && px->tls ? tls_stats(px->tls)->verify_cached : 0);
 	put_counter(fp, "stsproxy_recipients_deferred_by_stsproxy_total",
 	            "Recipients stsproxy itself answered 4xx (policy not met, reroute failed), "
 	            "counted when answered.",

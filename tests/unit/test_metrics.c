@@ -511,6 +511,8 @@ test_format(void **state)
 	assert_true(value(p, "stsproxy_connections_refused_total") == 2);
 	assert_true(value(p, "stsproxy_messages_total") == 5);
 	assert_true(value(p, "stsproxy_tls_upgrades_total") == 6);
+	assert_true(value(p, "stsproxy_tls_chain_checks_total") == 0); /* no TLS context here */
+	assert_true(value(p, "stsproxy_tls_chain_checks_cached_total") == 0);
 	assert_true(value(p, "stsproxy_recipients_deferred_by_stsproxy_total") == 3);
 	assert_true(value(p, "stsproxy_uptime_seconds") >= 0);
 	assert_true(value(p, "stsproxy_start_time_seconds") > 1.6e9);
