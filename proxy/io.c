@@ -7,6 +7,13 @@
  * through non-blocking bio callbacks; WANT_READ/WANT_WRITE become
  * IO_F_WANT_R/W so the right watcher wakes us, and a write that asked to
  * be repeated is repeated with the same length, as mbed TLS requires.
+ *
+ * Reads under TLS go through a small read-ahead buffer (io->ra, see
+ * IO_TLS_READAHEAD): bytes in it, like records held inside mbed TLS, are
+ * invisible to libev, so every place that may leave some behind feeds the
+ * read watcher itself (tls_pending, kick_read). The read-ahead only ever
+ * holds TLS records, filled after io->ssl is set: plaintext that came
+ * before STARTTLS stays in io->in for the owner's injection check.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -44,18 +51,80 @@ bio_send(void *ctx, const unsigned char *buf, size_t len)
 }
 
 static int
-bio_recv(void *ctx, unsigned char *buf, size_t len)
+bio_recv_result(ssize_t n)
 {
-	struct io *io = ctx;
-	ssize_t n = recv(io->fd, buf, len, 0);
-
 	if (n >= 0)
-		return (int)n;
+		return (int)n; /* 0 is EOF: mbed TLS turns it into CONN_EOF */
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return MBEDTLS_ERR_SSL_WANT_READ;
 	if (errno == ECONNRESET)
 		return MBEDTLS_ERR_NET_CONN_RESET;
 	return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+/*
+ * mbed TLS asks for exactly what it is missing (a 5-byte header, then the
+ * body). The socket is only read when the read-ahead is empty, so EAGAIN
+ * and EOF reach mbed TLS only after every buffered byte has. Without a
+ * read-ahead (allocation failed) this is a plain recv().
+ */
+static int
+bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+	struct io *io = ctx;
+	struct io_readahead *ra = io->ra;
+	ssize_t n;
+
+	/* The last recv() returned less than it could take, so the socket
+	 * was empty: asking again would only fetch EAGAIN. The watcher is
+	 * level-triggered and wakes us for whatever arrives (EOF included). */
+	if ((io->flags & IO_F_DRAINED) && (ra == NULL || ra->len == 0))
+		return MBEDTLS_ERR_SSL_WANT_READ;
+	if (ra != NULL && ra->len == 0 && len < sizeof(ra->buf)) {
+		n = recv(io->fd, ra->buf, sizeof(ra->buf), 0);
+		io->nrecv++;
+		if (n <= 0)
+			return bio_recv_result(n);
+		if ((size_t)n < sizeof(ra->buf))
+			io->flags |= IO_F_DRAINED;
+		ra->off = 0;
+		ra->len = (size_t)n;
+	}
+	if (ra != NULL && ra->len > 0) {
+		if (len > ra->len)
+			len = ra->len; /* mbed TLS asks again for the rest */
+		memcpy(buf, ra->buf + ra->off, len);
+		ra->off += len;
+		ra->len -= len;
+		return (int)len;
+	}
+	/* A read at least as large as the buffer (the rest of a bulk record):
+	 * straight into mbed TLS's buffer, no copy. */
+	n = recv(io->fd, buf, len, 0);
+	io->nrecv++;
+	if (n > 0 && (size_t)n < len)
+		io->flags |= IO_F_DRAINED;
+	return bio_recv_result(n);
+}
+
+/* Can mbed TLS produce something without the socket's help? Records it
+ * holds (decrypted or not yet parsed) or records in our read-ahead. */
+static int
+tls_pending(const struct io *io)
+{
+	return io->ssl != NULL &&
+	       ((io->ra != NULL && io->ra->len > 0) || mbedtls_ssl_check_pending(io->ssl));
+}
+
+/* libev reports the fd only: whoever may leave pending TLS input behind
+ * calls this so that io_on_read runs once more. One event per call (a
+ * feed is deferred to the loop and does not repeat), so no spinning. */
+static void
+kick_read(struct io *io)
+{
+	if ((io->flags & IO_F_TLS) && !(io->flags & (IO_F_PAUSED | IO_F_EOF | IO_F_CLOSED)) &&
+	    tls_pending(io))
+		ev_feed_event(io->loop, &io->rw, EV_READ);
 }
 
 static void
@@ -125,6 +194,8 @@ io_update(struct io *io)
 			w = 1;
 		if (io->flags & IO_F_WANT_R)
 			r = 1;
+		if (io->flags & IO_F_WANT_W) /* a TLS read must write first */
+			w = 1;
 	}
 	watch(io, &io->rw, r);
 	watch(io, &io->ww, w);
@@ -270,6 +341,11 @@ handshake(struct io *io)
 	if (rc == MBEDTLS_ERR_SSL_WANT_READ) {
 		io->flags |= IO_F_WANT_R;
 		io_update(io);
+		/* The bio says WANT_READ only with the read-ahead empty: then it
+		 * is the fd's turn. Should mbed TLS ever stop early with bytes
+		 * still buffered, run again: no readiness would announce them. */
+		if (io->ra != NULL && io->ra->len > 0)
+			ev_feed_event(io->loop, &io->rw, EV_READ);
 		return;
 	}
 	if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
@@ -285,16 +361,23 @@ handshake(struct io *io)
 	io->flags |= IO_F_TLS;
 	io_update(io);
 	io->cb(io, IO_TLSREADY, io->arg);
-	/* Records that arrived with the last handshake flight are already
-	 * inside mbed TLS: the socket won't wake us for them. */
-	if (!(io->flags & IO_F_CLOSED) && mbedtls_ssl_check_pending(io->ssl))
-		ev_feed_event(io->loop, &io->rw, EV_READ);
+	/* Records that arrived with the last handshake flight (the peer's
+	 * first command after Finished) are already inside mbed TLS or our
+	 * read-ahead: the socket won't wake us for them. */
+	kick_read(io);
 }
 
 void
 io_start_tls(struct io *io, mbedtls_ssl_context *ssl, int server)
 {
 	io->ssl = ssl;
+	/* Only now, so plaintext sessions never pay for it; without it
+	 * (out of memory) bio_recv reads the socket directly. */
+	if (io->ra == NULL)
+		io->ra = malloc(sizeof(*io->ra));
+	if (io->ra != NULL)
+		io->ra->off = io->ra->len = 0;
+	io->flags &= ~IO_F_DRAINED;
 	mbedtls_ssl_set_bio(ssl, io, bio_send, bio_recv, NULL);
 	if (server)
 		io->flags |= IO_F_SERVER;
@@ -316,10 +399,11 @@ io_pause(struct io *io, int paused)
 	else
 		io->flags &= ~IO_F_PAUSED;
 	io_update(io);
-	/* Decrypted bytes may wait inside mbed TLS with nothing on the socket. */
-	if (!paused && io->ssl != NULL && (io->flags & IO_F_TLS) &&
-	    mbedtls_ssl_check_pending(io->ssl))
-		ev_feed_event(io->loop, &io->rw, EV_READ);
+	/* TLS input may wait inside mbed TLS or the read-ahead with nothing
+	 * on the socket. (Even with io->in full: the feed runs later, and
+	 * resuming owners drain io->in right after this call.) */
+	if (!paused)
+		kick_read(io);
 }
 
 void
@@ -352,6 +436,8 @@ io_close(struct io *io)
 		free(io->ssl);
 		io->ssl = NULL;
 	}
+	free(io->ra);
+	io->ra = NULL;
 	if (io->fd >= 0)
 		close(io->fd);
 	io->fd = -1;
@@ -454,12 +540,16 @@ io_on_write(struct ev_loop *loop, ev_io *w, int revents)
 		io->cb(io, IO_EOF, io->arg);
 		return;
 	}
+	/* A TLS read stopped because mbed TLS had to send first (an alert, a
+	 * key update answer): the socket is writable now, read again. */
+	if (io->flags & IO_F_WANT_W) {
+		io->flags &= ~IO_F_WANT_W;
+		ev_feed_event(io->loop, &io->rw, EV_READ);
+	}
 	io_update(io);
 	/* A write may have pulled records (a ticket, the next reply) into
 	 * mbed TLS: read them now, the socket won't signal them again. */
-	if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_PAUSED) &&
-	    mbedtls_ssl_check_pending(io->ssl))
-		ev_feed_event(io->loop, &io->rw, EV_READ);
+	kick_read(io);
 	if (io->lowat_armed && iobuf_used(&io->out) <= io->lowat) {
 		io->lowat_armed = 0;
 		io->cb(io, IO_LOWAT, io->arg);
@@ -472,6 +562,7 @@ fill_in(struct io *io)
 {
 	long got = 0;
 
+	io->flags &= ~IO_F_WANT_W; /* set again if this read stops on WANT_WRITE */
 	for (;;) {
 		size_t room = io->in.max - iobuf_used(&io->in);
 		char *p;
@@ -511,6 +602,7 @@ fill_in(struct io *io)
 			n = rc;
 		} else {
 			n = recv(io->fd, p, room, 0);
+			io->nrecv++;
 			if (n == 0) {
 				io->flags |= IO_F_EOF;
 				break;
@@ -529,6 +621,10 @@ fill_in(struct io *io)
 		iobuf_commit(&io->in, (size_t)n);
 		io->nread += (unsigned long long)n;
 		got += n;
+		/* Less than asked for: the socket is empty now; another recv()
+		 * would only say EAGAIN (the watcher is level-triggered). */
+		if (!(io->flags & IO_F_TLS) && (size_t)n < room)
+			break;
 	}
 	return got;
 }
@@ -541,6 +637,7 @@ io_on_read(struct ev_loop *loop, ev_io *w, int revents)
 
 	if (io->flags & IO_F_CLOSED)
 		return;
+	io->flags &= ~IO_F_DRAINED; /* woken: the socket may hold bytes again */
 	if (io->flags & IO_F_HANDSHAKE) {
 		handshake(io);
 		return;
@@ -563,13 +660,16 @@ io_on_read(struct ev_loop *loop, ev_io *w, int revents)
 		if (io->flags & IO_F_CLOSED)
 			return;
 		/* The owner may have drained a full buffer: reading stopped
-		 * when it filled, so restart it, and fetch records mbed TLS
-		 * already holds (the socket won't announce them again). */
+		 * when it filled, so restart it. */
 		io_update(io);
-		if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_PAUSED) &&
-		    iobuf_used(&io->in) < io->in.max && mbedtls_ssl_check_pending(io->ssl))
-			ev_feed_event(io->loop, &io->rw, EV_READ);
 	}
+	/* Fetch records mbed TLS or the read-ahead already hold: left behind
+	 * by a full io->in, or by a read that mbed TLS ended early (a ticket,
+	 * a warning alert), even with nothing delivered. Not while io->in is
+	 * full or mbed TLS waits to write: nothing could be read, and the
+	 * feed would repeat forever. */
+	if (iobuf_used(&io->in) < io->in.max && !(io->flags & IO_F_WANT_W))
+		kick_read(io);
 	if ((io->flags & IO_F_EOF) && !(io->flags & IO_F_CLOSED)) {
 		watch(io, &io->rw, 0);
 		io->cb(io, IO_EOF, io->arg);

@@ -46,6 +46,24 @@ enum io_event {
 #define IO_F_WANT_R     0x0200 /* mbed TLS needs the fd readable */
 #define IO_F_WANT_W     0x0400 /* mbed TLS needs the fd writable */
 #define IO_F_WSHUT      0x0800 /* shut our write side once output is flushed (half-close) */
+#define IO_F_DRAINED    0x1000 /* a short recv() emptied the socket since it last woke us */
+
+/*
+ * Read-ahead for the TLS bio. mbed TLS reads a record as two exact reads
+ * (the 5-byte header, then the body); one recv() per read costs two or
+ * three system calls per record. SMTP over TLS is mostly small records
+ * (a command or reply line, a handshake message), so one recv() into this
+ * buffer serves several of them. 4 KiB holds a pipelined command batch or
+ * most of a handshake flight; larger reads (the rest of a bulk 16 KiB
+ * record) bypass it and land in mbed TLS's own buffer without a copy.
+ * Allocated by io_start_tls only: plaintext sessions keep their footprint.
+ */
+#define IO_TLS_READAHEAD 4096
+
+struct io_readahead {
+	size_t off, len; /* unread bytes: buf[off .. off + len) */
+	unsigned char buf[IO_TLS_READAHEAD];
+};
 
 struct io;
 typedef void io_cb(struct io *io, enum io_event ev, void *arg);
@@ -60,7 +78,9 @@ struct io {
 	int lowat_armed;                    /* out was above lowat since the last event */
 	mbedtls_ssl_context *ssl;           /* owned; NULL for plaintext */
 	size_t tls_wpending;                /* length of a write mbed TLS asked us to repeat */
+	struct io_readahead *ra;            /* TLS records read but not yet given to mbed TLS */
 	unsigned long long nread, nwritten; /* application bytes */
+	unsigned long nrecv;                /* recv() calls (tests, benchmarks) */
 	io_cb *cb;
 	void *arg;
 	char err[160];
@@ -76,7 +96,8 @@ int io_connect(struct io *io, const struct sockaddr *sa, socklen_t len);
 int io_write(struct io *io, const void *p, size_t n);
 int io_printf(struct io *io, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Start a TLS handshake on ssl (already set up by tls_*_setup); io takes
- * ownership of ssl. For a server role the handshake starts only after the
+ * ownership of ssl and allocates its TLS read-ahead (both freed by
+ * io_close). For a server role the handshake starts only after the
  * output (our "220 ready") has been flushed. */
 void io_start_tls(struct io *io, mbedtls_ssl_context *ssl, int server);
 void io_pause(struct io *io, int paused);

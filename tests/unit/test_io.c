@@ -10,7 +10,11 @@
  * payloads both ways larger than a 16 KiB record and than the buffer
  * high-water mark, decrypted bytes held inside mbed TLS while paused,
  * close_notify as EOF, TLS 1.2 as well as 1.3, and a handshake with a
- * peer that does not speak TLS.
+ * peer that does not speak TLS. The TLS read-ahead (IO_TLS_READAHEAD):
+ * bursts of small records that must all be delivered with nothing more
+ * arriving on the socket (after the handshake, through a full io.in,
+ * across pause/resume), EOF right after them, records around and above
+ * the buffer's size, and the recv() count it exists to cut.
  *
  * Every wait has a deadline: a stall fails the test instead of hanging.
  */
@@ -72,7 +76,13 @@ struct side {
 	size_t lowat_out;  /* iobuf_used(out) when IO_LOWAT came */
 	struct tls_ctx *tls;
 	int ticket_saves;
+	const unsigned char *burst; /* TLSREADY: send these records at once */
+	const size_t *burst_sizes;
+	size_t burst_n;
+	size_t ra_at_ready; /* TLSREADY: bytes then in the TLS read-ahead */
 };
+
+static void tls_burst(struct side *from, const unsigned char *p, const size_t *sizes, size_t n);
 
 static void
 take(struct side *s)
@@ -122,6 +132,11 @@ on_io(struct io *io, enum io_event ev, void *arg)
 		break;
 	case IO_LOWAT:
 		s->lowat_out = iobuf_used(&io->out);
+		break;
+	case IO_TLSREADY:
+		s->ra_at_ready = io->ra != NULL ? io->ra->len : 0;
+		if (s->burst_n > 0)
+			tls_burst(s, s->burst, s->burst_sizes, s->burst_n);
 		break;
 	case IO_TICKET:
 		if (s->tls != NULL) {
@@ -280,6 +295,17 @@ tcp_pair(int fds[2], int bufsz)
 	assert_int_equal(fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK), 0);
 	fds[0] = c;
 	close(l);
+}
+
+/* A connected non-blocking AF_UNIX stream pair: each send() is in the
+ * peer's queue when it returns and one recv() takes several of them, so a
+ * burst is read as one, unlike loopback TCP where autocorking may hold
+ * small segments back for a moment. */
+static void
+unix_pair(int fds[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds),
+	                 0);
 }
 
 /* Deterministic, non-repeating-looking payload. */
@@ -609,6 +635,8 @@ test_eof_after_data(void **state)
 	assert_int_equal(b.last, IO_EOF);
 	assert_true(b.io.flags & IO_F_EOF);
 	assert_false(ev_is_active(&b.io.rw));
+	assert_null(b.io.ra); /* plaintext: no TLS read-ahead allocated */
+	assert_true(b.io.nrecv >= 1);
 	assert_true(settle(0.1) < 50); /* no repeated EOF, no spinning */
 	assert_int_equal(b.n[IO_EOF], 1);
 	assert_int_equal(b.n[IO_ERROR], 0);
@@ -1020,6 +1048,264 @@ test_tls12(void **state)
 	free(ps);
 }
 
+/* ---- TLS read-ahead ------------------------------------------------------------------------ */
+
+/* Records of the given sizes from p, each its own mbedtls_ssl_write (one
+ * record, one send()), straight on from's TLS context: the receiver, not
+ * running meanwhile, finds them all queued on its socket. */
+static void
+tls_burst(struct side *from, const unsigned char *p, const size_t *sizes, size_t n)
+{
+	double until = ev_time() + DEADLINE;
+
+	for (size_t i = 0; i < n; i++) {
+		for (size_t done = 0; done < sizes[i];) {
+			int rc = mbedtls_ssl_write(from->io.ssl, p + done, sizes[i] - done);
+
+			if (rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+				/* a full socket: let the receiver drain it (the
+				 * same write again, as mbed TLS requires) */
+				if (ev_time() > until)
+					fail_msg("%s: burst stuck at record %zu", from->name, i);
+				ev_run(loop, EVRUN_NOWAIT);
+				continue;
+			}
+			/* a record holds at most what mbed TLS's buffer does:
+			 * a larger one goes out as two */
+			assert_true(rc > 0);
+			done += (size_t)rc;
+		}
+		p += sizes[i];
+	}
+}
+
+static size_t
+sum(const size_t *sizes, size_t n)
+{
+	size_t t = 0;
+
+	for (size_t i = 0; i < n; i++)
+		t += sizes[i];
+	return t;
+}
+
+/* The client sends a burst of small records right behind its Finished (an
+ * SMTP client's EHLO after STARTTLS), then nothing. The server's handshake
+ * reads them into the read-ahead with the Finished; only the post-handshake
+ * check can deliver them, the socket stays silent. */
+static void
+test_tls_burst_after_handshake(void **state)
+{
+	enum { NREC = 24 };
+	size_t sizes[NREC], total;
+	unsigned char *p;
+	struct side c, s;
+	int fds[2];
+
+	(void)state;
+	for (size_t i = 0; i < NREC; i++)
+		sizes[i] = 10 + 7 * i; /* 10 .. 171 bytes: SMTP lines */
+	total = sum(sizes, NREC);
+	p = payload(total, 50);
+	unix_pair(fds);
+	side_init(&c, "client", fds[0], 65536, 65536, 0);
+	side_init(&s, "server", fds[1], 65536, 65536, 0);
+	c.burst = p;
+	c.burst_sizes = sizes;
+	c.burst_n = NREC;
+	tls_connect(&c, &s, "mx.test");
+	assert_true(s.ra_at_ready > 0); /* the burst came in with the Finished */
+	RUN_UNTIL(s.rxlen == total);
+	assert_memory_equal(s.rx, p, total);
+	assert_int_equal(s.n[IO_ERROR] + s.n[IO_EOF], 0);
+	/* without the read-ahead: two recv() per record, one per header and
+	 * one per body; with it, one for the whole burst (plus the handshake
+	 * and the EAGAINs) */
+	assert_true(s.io.nrecv < NREC);
+	side_free(&c);
+	side_free(&s);
+	assert_null(s.io.ra); /* freed by io_close */
+	free(p);
+}
+
+/* A burst of records each exactly as large as io.in: every read fills it
+ * and stops with the rest in the read-ahead (mbed TLS itself holds
+ * nothing: mbedtls_ssl_check_pending is false). The owner empties io.in
+ * inside DATAIN; the rest must follow with the socket silent. */
+static void
+test_tls_burst_small_inbuf(void **state)
+{
+	enum { NREC = 40, INMAX = 64 };
+	size_t sizes[NREC];
+	unsigned char *p = payload(NREC * INMAX, 51);
+	unsigned long before;
+	struct side c, s;
+	int fds[2];
+
+	(void)state;
+	for (size_t i = 0; i < NREC; i++)
+		sizes[i] = INMAX;
+	unix_pair(fds);
+	side_init(&c, "client", fds[0], INMAX, 65536, 0);
+	side_init(&s, "server", fds[1], 65536, 65536, 0);
+	tls_connect(&c, &s, "mx.test");
+	c.n[IO_DATAIN] = 0;
+	before = c.io.nrecv;
+	tls_burst(&s, p, sizes, NREC);
+	RUN_UNTIL(c.rxlen == NREC * INMAX);
+	assert_memory_equal(c.rx, p, NREC * INMAX);
+	assert_int_equal(c.n[IO_DATAIN], NREC); /* one record per full io.in */
+	assert_int_equal(c.n[IO_ERROR] + c.n[IO_EOF], 0);
+	assert_true(c.io.nrecv - before <= 3); /* the burst, an EAGAIN, maybe a ticket */
+	assert_true(settle(0.1) < 50);         /* and no spinning once drained */
+	side_free(&c);
+	side_free(&s);
+	free(p);
+}
+
+/* As above, but the owner pauses at each DATAIN without taking anything
+ * and resumes later from a timer: the records wait in the read-ahead
+ * while paused (nothing is read meanwhile) and each resume delivers the
+ * next one without any new socket readiness or recv(). */
+static void
+test_tls_pause_with_readahead(void **state)
+{
+	enum { NREC = 12, INMAX = 100 };
+	size_t sizes[NREC];
+	unsigned char *p = payload(NREC * INMAX, 52);
+	unsigned long nrecv;
+	struct side c, s;
+	ev_timer resumer;
+	int fds[2];
+
+	(void)state;
+	for (size_t i = 0; i < NREC; i++)
+		sizes[i] = INMAX;
+	unix_pair(fds);
+	side_init(&c, "client", fds[0], INMAX, 65536, 0);
+	side_init(&s, "server", fds[1], 65536, 65536, 0);
+	tls_connect(&c, &s, "mx.test");
+	settle(0.05); /* a TLS 1.3 ticket, if any, is read before the burst */
+	c.n[IO_DATAIN] = 0;
+	c.pause_every = 1;
+	tls_burst(&s, p, sizes, NREC);
+	RUN_UNTIL(c.n[IO_DATAIN] == 1);
+	assert_true(c.io.flags & IO_F_PAUSED);
+	assert_int_equal(iobuf_used(&c.io.in), INMAX);
+	assert_non_null(c.io.ra);
+	assert_true(c.io.ra->len > 0);                     /* the rest waits here */
+	assert_false(mbedtls_ssl_check_pending(c.io.ssl)); /* and not in mbed TLS */
+	nrecv = c.io.nrecv;
+	assert_true(settle(0.1) < 50);
+	assert_int_equal(c.n[IO_DATAIN], 1); /* paused: nothing more */
+	assert_int_equal(c.io.nrecv, nrecv);
+
+	resume_sides[0] = &c;
+	ev_timer_init(&resumer, resume_cb, 0.001, 0.001);
+	ev_timer_start(loop, &resumer);
+	RUN_UNTIL(c.rxlen + iobuf_used(&c.io.in) == NREC * INMAX);
+	ev_timer_stop(loop, &resumer);
+	resume_sides[0] = NULL;
+	take(&c);
+	assert_memory_equal(c.rx, p, NREC * INMAX);
+	assert_int_equal(c.n[IO_DATAIN], NREC);
+	assert_int_equal(c.io.nrecv, nrecv); /* all from the read-ahead */
+	assert_int_equal(c.n[IO_ERROR] + c.n[IO_EOF], 0);
+	side_free(&c);
+	side_free(&s);
+	free(p);
+}
+
+/* Records, then the peer's end in the same burst: with close_notify, and
+ * as a bare FIN (mbed TLS must see recv()'s 0 only after the buffered
+ * records). All data first, then exactly one EOF, never an error. */
+static void
+test_tls_eof_after_burst(void **state)
+{
+	enum { NREC = 10, INMAX = 80 };
+	size_t sizes[NREC];
+	unsigned char *p = payload(NREC * INMAX, 53);
+
+	(void)state;
+	for (size_t i = 0; i < NREC; i++)
+		sizes[i] = INMAX;
+	for (int notify = 0; notify <= 1; notify++) {
+		struct side c, s;
+		int fds[2];
+
+		unix_pair(fds);
+		side_init(&c, "client", fds[0], INMAX, 65536, 0);
+		side_init(&s, "server", fds[1], 65536, 65536, 0);
+		tls_connect(&c, &s, "mx.test");
+		settle(0.05); /* tickets, if any, before the burst */
+		c.nlog = 0;
+		tls_burst(&s, p, sizes, NREC);
+		if (notify)
+			assert_int_equal(mbedtls_ssl_close_notify(s.io.ssl), 0);
+		assert_int_equal(shutdown(s.io.fd, SHUT_WR), 0);
+		RUN_UNTIL(c.n[IO_EOF] == 1);
+		assert_int_equal(c.rxlen, NREC * INMAX);
+		assert_memory_equal(c.rx, p, NREC * INMAX);
+		assert_int_equal(c.nlog, NREC + 1); /* NREC x DATAIN, then EOF */
+		assert_int_equal(c.log[NREC - 1], IO_DATAIN);
+		assert_int_equal(c.last, IO_EOF);
+		assert_int_equal(c.n[IO_ERROR], 0);
+		assert_true(settle(0.1) < 50);
+		assert_int_equal(c.n[IO_EOF], 1);
+		side_free(&c);
+		side_free(&s);
+	}
+	free(p);
+}
+
+/* Records around and above the read-ahead's size in one burst, through
+ * small socket buffers (partial reads anywhere in a record): a header and
+ * part of a body in the buffer, the rest read straight into mbed TLS. */
+static void
+test_tls_records_vs_readahead(void **state)
+{
+	static const size_t sizes[] = {
+	        1,
+	        5,
+	        IO_TLS_READAHEAD - 30,
+	        IO_TLS_READAHEAD - 22,
+	        IO_TLS_READAHEAD - 21,
+	        17,
+	        IO_TLS_READAHEAD - 1,
+	        IO_TLS_READAHEAD,
+	        IO_TLS_READAHEAD + 1,
+	        2,
+	        2 * IO_TLS_READAHEAD + 3,
+	        16384,
+	        16383,
+	        3000,
+	        3000,
+	        3000,
+	        1,
+	};
+	enum { N = sizeof(sizes) / sizeof(sizes[0]) };
+	size_t total = sum(sizes, N);
+	unsigned char *p = payload(total, 54);
+
+	(void)state;
+	for (int bufsz = 0; bufsz <= 8192; bufsz += 8192) {
+		struct side c, s;
+		int fds[2];
+
+		tcp_pair(fds, bufsz);
+		side_init(&c, "client", fds[0], 65536, 65536, 0);
+		side_init(&s, "server", fds[1], 65536, 65536, 0);
+		tls_connect(&c, &s, "mx.test");
+		tls_burst(&s, p, sizes, N);
+		RUN_UNTIL(c.rxlen == total);
+		assert_memory_equal(c.rx, p, total);
+		assert_int_equal(c.n[IO_ERROR] + c.n[IO_EOF], 0);
+		side_free(&c);
+		side_free(&s);
+	}
+	free(p);
+}
+
 /* A "server" that answers the ClientHello with SMTP text: IO_ERROR. */
 static void
 test_tls_not_tls(void **state)
@@ -1077,6 +1363,11 @@ main(void)
 	        TT(test_tls_consume_in_callback),
 	        TT(test_tls12),
 	        TT(test_tls_not_tls),
+	        TT(test_tls_burst_after_handshake),
+	        TT(test_tls_burst_small_inbuf),
+	        TT(test_tls_pause_with_readahead),
+	        TT(test_tls_eof_after_burst),
+	        TT(test_tls_records_vs_readahead),
 #undef T
 #undef TT
 	};
