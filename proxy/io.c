@@ -415,11 +415,26 @@ io_shutdown(struct io *io)
 	io_update(io);
 }
 
+/* shutdown(SHUT_WR) once per socket. */
+static void
+shut_wr(struct io *io)
+{
+	if (!(io->flags & IO_F_WR_DONE)) {
+		io->flags |= IO_F_WR_DONE;
+		(void)shutdown(io->fd, SHUT_WR);
+	}
+}
+
 void
 io_shutdown_write(struct io *io)
 {
 	if (io->flags & IO_F_CLOSED)
 		return;
+	/* Nothing queued (the usual case): no need to wait for writability. */
+	if (iobuf_used(&io->out) == 0 && io->tls_wpending == 0 && !(io->flags & IO_F_CONNECTING)) {
+		shut_wr(io);
+		return;
+	}
 	io->flags |= IO_F_WSHUT;
 	io_update(io);
 }
@@ -530,12 +545,12 @@ io_on_write(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_WSHUT)) {
 		io->flags &= ~IO_F_WSHUT;
-		(void)shutdown(io->fd, SHUT_WR);
+		shut_wr(io);
 	}
 	if (iobuf_used(&io->out) == 0 && (io->flags & IO_F_SHUTDOWN)) {
-		if (io->ssl != NULL && (io->flags & IO_F_TLS))
+		if (io->ssl != NULL && (io->flags & IO_F_TLS) && !(io->flags & IO_F_WR_DONE))
 			(void)mbedtls_ssl_close_notify(io->ssl);
-		(void)shutdown(io->fd, SHUT_WR);
+		shut_wr(io);
 		io_close(io);
 		io->cb(io, IO_EOF, io->arg);
 		return;
