@@ -174,3 +174,9 @@ policy_cancel(struct policy_query *q)
 	cfg_unref(q->cfg);
 	free(q);
 }
+
+struct sts *
+policy_sts(struct policy_engine *pe)
+{
+	return pe != NULL ? pe->sts : NULL;
+}

@@ -36,4 +36,8 @@ struct policy_query *policy_lookup(struct policy_engine *pe, const struct cfg *c
                                    const char *domain, policy_cb *cb, void *arg);
 void policy_cancel(struct policy_query *q);
 
+struct sts;
+/* The MTA-STS engine (its statistics and event hook), NULL when disabled. */
+struct sts *policy_sts(struct policy_engine *pe);
+
 #endif

@@ -89,6 +89,9 @@ struct sts {
 	uint64_t seed;
 	uint64_t next_qid;
 	ev_timer refresh;
+	struct sts_stats stats;
+	sts_event_fn *on_event;
+	void *on_event_arg;
 };
 
 const char *
@@ -136,7 +139,8 @@ sts_strstatus(enum sts_status st)
 /* One named record per finding: the event record schema of docs/events.md
  * (no session fields: the engine works for all sessions). */
 static void
-sts_event(int level, const char *name, const char *domain, const char *id, const char *evidence)
+sts_event(struct sts *e, int level, const char *name, const char *domain, const char *id,
+          const char *evidence)
 {
 	char ts[40], esc[DETECT_EVIDENCE_MAX + 1];
 	struct jsonw j;
@@ -158,6 +162,30 @@ sts_event(int level, const char *name, const char *domain, const char *id, const
 	}
 	jsonw_end(&j);
 	log_record(level, &j);
+	if (e->on_event != NULL)
+		e->on_event(e->on_event_arg, name, level <= LOG_WARNING ? "warning" : "notice",
+		            domain);
+}
+
+void
+sts_set_event_hook(struct sts *e, sts_event_fn *fn, void *arg)
+{
+	e->on_event = fn;
+	e->on_event_arg = arg;
+}
+
+const struct sts_stats *
+sts_stats(const struct sts *e)
+{
+	return &e->stats;
+}
+
+/* One answer to one caller. */
+static void
+count_answer(struct sts *e, const struct sts_result *r)
+{
+	if ((unsigned)r->status < STS_STATUS_COUNT && (unsigned)r->why < STS_WHY_COUNT)
+		e->stats.answers[r->status][r->why]++;
 }
 
 /* --- per-domain memory ------------------------------------------------------ */
@@ -383,6 +411,7 @@ sts_op_finish(struct sts_op *op, enum sts_status st, enum sts_why reason, int fr
 		w->in_cb = 1;
 		if (w->answered != NULL)
 			*w->answered = 1;
+		count_answer(op->e, &r);
 		w->cb(w->arg, &r);
 		free(w);
 	}
@@ -417,7 +446,7 @@ sts_on_fetch(void *arg, const struct fetch_result *res)
 	op->fr = NULL;
 	if (res->status != FETCH_OK) {
 		snprintf(err, sizeof(err), "policy fetch failed: %s", res->error);
-		sts_event(LOG_WARNING, "mta_sts_fetch_failed", op->domain, op->id, res->error);
+		sts_event(e, LOG_WARNING, "mta_sts_fetch_failed", op->domain, op->id, res->error);
 		goto failed;
 	}
 	sts_make_room(e, op->domain);
@@ -426,7 +455,7 @@ sts_on_fetch(void *arg, const struct fetch_result *res)
 		/* §3.3: a policy that does not parse is no policy; the
 		 * cached one (if any) stays. */
 		snprintf(err, sizeof(err), "invalid policy: %s", perr);
-		sts_event(LOG_WARNING, "mta_sts_policy_invalid", op->domain, op->id, perr);
+		sts_event(e, LOG_WARNING, "mta_sts_policy_invalid", op->domain, op->id, perr);
 		reason = STS_WHY_POLICY_INVALID;
 		if ((op->body = malloc(res->len + 1)) != NULL) {
 			memcpy(op->body, res->body, res->len + 1);
@@ -463,6 +492,7 @@ sts_start_fetch(struct sts_op *op)
 		sts_op_fallback(op, STS_TEMPERROR, STS_WHY_INTERNAL, "out of memory");
 		return;
 	}
+	op->e->stats.fetches++;
 	op->fr = fr;
 }
 
@@ -506,7 +536,7 @@ sts_on_txt(void *arg, enum dns_status st, const char *const *recs, const size_t 
 	if (rs != STS_REC_OK) {
 		snprintf(why, sizeof(why), "TXT record: %s", sts_rec_strstatus(rs));
 		if (rs == STS_REC_MULTIPLE || rs == STS_REC_INVALID)
-			sts_event(LOG_NOTICE, "mta_sts_record_invalid", op->domain, NULL, why);
+			sts_event(e, LOG_NOTICE, "mta_sts_record_invalid", op->domain, NULL, why);
 		sts_op_fallback(op, STS_NONE,
 		                rs == STS_REC_NONE ? STS_WHY_NO_RECORD : STS_WHY_RECORD_INVALID,
 		                why);
@@ -585,7 +615,7 @@ sts_answer_now(struct sts *e, const char *domain, enum sts_status st, enum sts_w
 	r.error = why != NULL ? why : "";
 	if (ent != NULL)
 		sts_result_from_entry(&r, ent, 1);
-	(void)e;
+	count_answer(e, &r);
 	cb(arg, &r);
 }
 

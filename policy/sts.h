@@ -58,6 +58,7 @@ enum sts_status {
 	STS_NONE,
 	STS_TEMPERROR,
 };
+#define STS_STATUS_COUNT (STS_TEMPERROR + 1)
 
 /* Why the answer is what it is (operators' tool, tests, logs). */
 enum sts_why {
@@ -71,6 +72,7 @@ enum sts_why {
 	STS_WHY_BAD_DOMAIN,     /* not a domain that can have a policy */
 	STS_WHY_INTERNAL,       /* out of memory */
 };
+#define STS_WHY_COUNT (STS_WHY_INTERNAL + 1)
 
 struct sts_result {
 	enum sts_status status;
@@ -125,6 +127,24 @@ struct pcache *sts_cache(struct sts *e);
 int sts_save(struct sts *e);
 /* Operations in flight (tests). */
 int sts_pending(const struct sts *e);
+
+/* Counters since sts_new (metrics). */
+struct sts_stats {
+	/* Answers given to lookups, one per caller (sessions sharing one
+	 * operation count once each), by status and reason. */
+	unsigned long long answers[STS_STATUS_COUNT][STS_WHY_COUNT];
+	unsigned long long fetches; /* HTTPS policy fetches started */
+};
+const struct sts_stats *sts_stats(const struct sts *e);
+
+/*
+ * The engine's own events (mta_sts_fetch_failed, mta_sts_policy_invalid,
+ * mta_sts_record_invalid; see docs/events.md) are logged as event records;
+ * one observer (metrics now, TLS-RPT reports later) also sees each.
+ * severity: "warning" or "notice". fn NULL removes the observer.
+ */
+typedef void sts_event_fn(void *arg, const char *name, const char *severity, const char *domain);
+void sts_set_event_hook(struct sts *e, sts_event_fn *fn, void *arg);
 
 const char *sts_strstatus(enum sts_status st);
 const char *sts_strwhy(enum sts_why why); /* "ok", "no_record", ... */

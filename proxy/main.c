@@ -27,6 +27,7 @@
 #include "policy.h"
 #include "proxy.h"
 #include "session.h"
+#include "sts.h"
 #include "tls.h"
 #include "tofu.h"
 
@@ -182,6 +183,8 @@ run(struct cfg *cfg)
 	/* metrics: node_exporter textfile, NULL when metrics.textfile is unset */
 	if ((px.metrics = metrics_new(px.loop, cfg, &px, err, sizeof(err))) == NULL && err[0])
 		fatalx("metrics: %s", err);
+	if (px.metrics != NULL && policy_sts(px.policy) != NULL)
+		sts_set_event_hook(policy_sts(px.policy), metrics_sts_event, px.metrics);
 	if ((px.listeners = calloc((size_t)cfg->nlisteners, sizeof(*px.listeners))) == NULL)
 		fatal("listeners");
 	px.nlisteners = cfg->nlisteners;
@@ -224,6 +227,8 @@ run(struct cfg *cfg)
 	/* metrics: the final counts, then stop */
 	if (metrics_write(px.metrics) == -1)
 		log_warn("metrics: final write");
+	if (policy_sts(px.policy) != NULL) /* its last events must not reach freed metrics */
+		sts_set_event_hook(policy_sts(px.policy), NULL, NULL);
 	metrics_free(px.metrics);
 	for (int i = 0; i < px.nlisteners; i++)
 		listener_close(&px.listeners[i]);

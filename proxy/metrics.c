@@ -25,9 +25,11 @@
 #include "cfg.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "tls.h"
 #include "proxy.h"
 #include "session.h"
+#include "sts.h"
 #include "tlspolicy.h"
 
 #define METRICS_MAXLABELS 2
@@ -162,6 +164,13 @@ metrics_event(struct metrics *m, const char *name, const char *severity)
 }
 
 void
+metrics_sts_event(void *arg, const char *name, const char *severity, const char *domain)
+{
+	(void)domain;
+	metrics_event(arg, name, severity);
+}
+
+void
 metrics_session_end(struct metrics *m, const struct session *s)
 {
 	const char *ver;
@@ -255,6 +264,29 @@ put_gauge(FILE *fp, const char *name, const char *help, double v)
 		fprintf(fp, "%s %.3f\n", name, v);
 }
 
+/* What the MTA-STS engine answered, read from its counters at each write. */
+static void
+put_sts(FILE *fp, const struct sts *e)
+{
+	const struct sts_stats *st = e != NULL ? sts_stats(e) : NULL;
+	static const char name[] = "stsproxy_mta_sts_answers_total";
+
+	if (st == NULL)
+		return;
+	put_help(fp, name,
+	         "MTA-STS answers to policy lookups (one per waiting session), by status and "
+	         "reason.",
+	         "counter");
+	for (int i = 0; i < STS_STATUS_COUNT; i++)
+		for (int k = 0; k < STS_WHY_COUNT; k++)
+			if (st->answers[i][k] > 0)
+				fprintf(fp, "%s{status=\"%s\",reason=\"%s\"} %llu\n", name,
+				        sts_strstatus((enum sts_status)i),
+				        sts_strwhy((enum sts_why)k), st->answers[i][k]);
+	put_counter(fp, "stsproxy_mta_sts_fetches_total", "MTA-STS policy fetches (HTTPS) started.",
+	            st->fetches);
+}
+
 static void
 render(struct metrics *m, FILE *fp)
 {
@@ -293,6 +325,7 @@ render(struct metrics *m, FILE *fp)
 	            "Recipients stsproxy itself answered 4xx (policy not met, reroute failed), "
 	            "counted when answered.",
 	            px ? px->stats.rcpt_deferred : 0);
+	put_sts(fp, px ? policy_sts(px->policy) : NULL);
 	for (int i = 0; i < MF_MAX; i++)
 		put_family(fp, &m->f[i]);
 }

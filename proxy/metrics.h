@@ -16,8 +16,9 @@
  * version, recipients by outcome and policy verdicts by source and
  * verdict (both from the session outcome record), plus what struct
  * proxy_stats and the TLS context count (sessions accepted and refused,
- * messages, TLS upgrades, handshakes), current sessions, start time and
- * uptime. Counters count from the start of the process.
+ * messages, TLS upgrades, certificate chain checks), what the MTA-STS
+ * engine counts (answers by status and reason, policy fetches; its events
+ * join the session events), current sessions, start time and uptime. Counters count from the start of the process.
  *
  * Ownership: struct metrics owns its series and its ev_timer; it reads
  * the proxy's stats at each write and never writes to the proxy.
@@ -54,6 +55,9 @@ int metrics_write(struct metrics *m);
 
 /* One "event" record was emitted (session_event, session_findings). */
 void metrics_event(struct metrics *m, const char *name, const char *severity);
+/* The same for an event of the MTA-STS engine (an sts_event_fn: arg is
+ * the struct metrics; the domain is not a label, it is in the log). */
+void metrics_sts_event(void *arg, const char *name, const char *severity, const char *domain);
 /* A session ended: count its outcome record (result, TLS version,
  * recipients, one policy verdict per recipient domain). */
 void metrics_session_end(struct metrics *m, const struct session *s);

@@ -476,7 +476,8 @@ test_format(void **state)
 	metrics_event(m, "starttls_garbled", "alert");
 	metrics_event(m, "starttls_garbled", "alert");
 	metrics_event(m, "starttls_not_advertised", "info");
-	metrics_event(m, "starttls_not_advertised", "alert"); /* escalated */
+	metrics_event(m, "starttls_not_advertised", "alert");                   /* escalated */
+	metrics_sts_event(m, "mta_sts_fetch_failed", "warning", "example.org"); /* engine hook */
 	metrics_event(m, "odd\"name\\with\nnewline\x01\xc3\xa9", "warning");
 	metrics_event(m, "", NULL);
 	metrics_session_end(m, &ok->s);
@@ -495,6 +496,10 @@ test_format(void **state)
 	assert_true(value(p, "stsproxy_events_total{event=\"odd\\\"name\\\\with\\nnewline???\","
 	                     "severity=\"warning\"}") == 1);
 	assert_true(value(p, "stsproxy_events_total{event=\"unknown\",severity=\"unknown\"}") == 1);
+	assert_true(value(p, "stsproxy_events_total{event=\"mta_sts_fetch_failed\","
+	                     "severity=\"warning\"}") == 1);
+	/* no MTA-STS engine here: none of its counters */
+	assert_true(value(p, "stsproxy_mta_sts_fetches_total") == -1);
 	assert_true(value(p, "stsproxy_sessions_total{result=\"ok\"}") == 1);
 	assert_true(value(p, "stsproxy_sessions_total{result=\"deferred\"}") == 1);
 	assert_true(value(p, "stsproxy_sessions_tls_total{version=\"TLSv1.3\"}") == 1);

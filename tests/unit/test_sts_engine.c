@@ -138,9 +138,33 @@ static const struct {
         {"under_score.test", STS_NONE, STS_WHY_BAD_DOMAIN, 0, "", NULL},
 };
 
+/* What the engine's event hook saw. */
+struct seen_events {
+	int fetch_failed, policy_invalid, record_invalid, other;
+};
+
+static void
+on_event(void *arg, const char *name, const char *severity, const char *domain)
+{
+	struct seen_events *ev = arg;
+
+	assert_non_null(domain);
+	if (strcmp(name, "mta_sts_fetch_failed") == 0 && strcmp(severity, "warning") == 0)
+		ev->fetch_failed++;
+	else if (strcmp(name, "mta_sts_policy_invalid") == 0 && strcmp(severity, "warning") == 0)
+		ev->policy_invalid++;
+	else if (strcmp(name, "mta_sts_record_invalid") == 0 && strcmp(severity, "notice") == 0)
+		ev->record_invalid++;
+	else
+		ev->other++;
+}
+
 static void
 test_outcomes(void **state)
 {
+	struct seen_events ev = {0};
+	const struct sts_stats *st;
+	unsigned long long total = 0;
 	struct eng g;
 	struct ans a;
 
@@ -148,6 +172,7 @@ test_outcomes(void **state)
 	if (!world.ok)
 		skip();
 	eng_open(&g, NULL);
+	sts_set_event_hook(g.e, on_event, &ev);
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		lookup(&g, table[i].domain, 0, &a);
 		if (a.status != table[i].status || a.why != table[i].why)
@@ -173,6 +198,24 @@ test_outcomes(void **state)
 	assert_int_equal(a.nmx, 2);
 	assert_string_equal(a.mx0, "mx1.good.sts.test");
 	assert_int_equal(sts_pending(g.e), 0);
+
+	/* counters for metrics: one answer per lookup, by status and reason */
+	st = sts_stats(g.e);
+	for (int i = 0; i < STS_STATUS_COUNT; i++)
+		for (int k = 0; k < STS_WHY_COUNT; k++)
+			total += st->answers[i][k];
+	assert_int_equal(total, sizeof(table) / sizeof(table[0]) + 2);
+	assert_int_equal(st->answers[STS_FOUND][STS_WHY_OK], 5 + 2);
+	assert_int_equal(st->answers[STS_NONE][STS_WHY_FETCH], 5);
+	assert_int_equal(st->answers[STS_NONE][STS_WHY_BAD_DOMAIN], 2);
+	assert_int_equal(st->answers[STS_TEMPERROR][STS_WHY_DNS_TEMP], 1);
+	/* fetched: the four policies, the five failed fetches, the invalid one */
+	assert_int_equal(st->fetches, 4 + 5 + 1);
+	/* and the engine's events reached the hook */
+	assert_int_equal(ev.fetch_failed, 5);
+	assert_int_equal(ev.policy_invalid, 1);
+	assert_int_equal(ev.record_invalid, 1);
+	assert_int_equal(ev.other, 0);
 	eng_close(&g);
 }
 
