@@ -246,8 +246,9 @@ with open(out, "w") as f:
 m = doc["machine"]
 print()
 print("stsproxy benchmark  %s  (%s run, %ss warm-up + %ss window per level, %d-byte message,"
-      " one message per session)" % (m.get("started"), m.get("mode"), m.get("warmup_s"),
-                                     m.get("window_s"), m.get("body_bytes", 0)))
+      " one message per session, %s keys)" % (m.get("started"), m.get("mode"), m.get("warmup_s"),
+                                              m.get("window_s"), m.get("body_bytes", 0),
+                                              m.get("keys", "ecdsa")))
 print("machine: %s cores, %s, kernel %s; mbed TLS %s, OpenSSL %s (stunnel %s, sink), haproxy %s"
       % (m.get("nproc"), m.get("cpu_model"), m.get("kernel"), m.get("mbedtls"),
          m.get("openssl"), m.get("stunnel"), m.get("haproxy")))

@@ -18,7 +18,7 @@
 # (after EHLO; for C and D also after RCPT, i.e. with upstream TLS up).
 #
 # usage: bench/run.sh [--quick] [--profile | --instr] [--no-instr] [--no-nice]
-#                     [--only A,B,...] [--stsproxy PATH]
+#                     [--only A,B,...] [--stsproxy PATH] [--keys ecdsa|rsa]
 #                     [--keep]
 #   --quick     short windows, no callgrind phase (whole run under 2 minutes)
 #   --profile   instead of the benchmark: perf profiles of stsproxy (D, E, F)
@@ -30,6 +30,9 @@
 #   --only      run a subset of scenarios (A B C Cr D E F)
 #   --stsproxy  binary to test (default: build-bench/stsproxy, built with
 #               CMAKE_BUILD_TYPE=Release if missing)
+#   --keys      key type of the test CA and the sink's certificate: ecdsa
+#               (P-256, the default) or rsa (2048 bits, what many MX hosts
+#               still use; verifying RSA signatures is cheap, ECDSA is not)
 #   --keep      keep the scratch directory (configs, logs, raw JSON)
 #   --no-nice   do not raise the benchmark's priority (by default every
 #               process of the benchmark runs at nice -10, so that other
@@ -52,6 +55,7 @@ KEEP=0
 NICE=1
 ONLY="A B C Cr D E F"
 STS=""
+KEYS=ecdsa
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -63,6 +67,7 @@ while [ $# -gt 0 ]; do
 	--no-nice) NICE=0 ;;
 	--only) ONLY=$(echo "$2" | tr ',' ' '); shift ;;
 	--stsproxy) STS=$2; shift ;;
+	--keys) KEYS=$2; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | grep '^#'; exit 0 ;;
 	*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -137,16 +142,21 @@ gcc -O2 -Wall -o "$WORK/loadgen" "$HERE/loadgen.c" -lm
 SINK=$WORK/sink
 LOADGEN=$WORK/loadgen
 
-# --- test PKI: ECDSA P-256 CA and server certificate, fresh per run ----------
+# --- test PKI: CA and server certificate (--keys), fresh per run -------------
+case "$KEYS" in
+ecdsa) NEWKEY=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) ;;
+rsa) NEWKEY=(-newkey rsa:2048) ;;
+*) echo "run.sh: --keys must be ecdsa or rsa" >&2; exit 2 ;;
+esac
 PKI=$WORK/pki
 mkdir -p "$PKI"
 (
 	cd "$PKI"
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 -days 2 \
+	openssl req -x509 "${NEWKEY[@]}" -nodes -sha256 -days 2 \
 		-subj "/CN=stsproxy bench CA" -keyout ca.key -out ca.pem \
 		-addext basicConstraints=critical,CA:TRUE \
 		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+	openssl req -new "${NEWKEY[@]}" -nodes -sha256 \
 		-subj "/CN=mx.bench.test" -keyout mx.key -out mx.csr 2>/dev/null
 	printf '%s\n' "subjectAltName=DNS:mx.bench.test" "basicConstraints=CA:FALSE" \
 		"keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >ext.cnf
@@ -583,6 +593,7 @@ cat >"$WORK/machine.json" <<EOF
  "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)",
  "mode": "$( [ "$QUICK" = 1 ] && echo quick || echo full )",
  "warmup_s": $WARM, "window_s": $WIN, "body_bytes": $BODY, "idle_sessions": $IDLE_N,
+ "keys": "$KEYS",
  "started": "$(date -u -d "@$T_START" +%FT%TZ)", "seconds": $((T_END - T_START))
 }
 EOF
