@@ -11,6 +11,10 @@
 # EXIT/INT/TERM traps even when the test fails or times out. Every wait is
 # bounded (wait_for), every test has a watchdog (it_init TIMEOUT).
 #
+# Stand-alone tests (t_gateway, t_docker) build small topologies of their own
+# from the ns_* pieces and use an aiosmtpd sink instead (last section); they
+# have no watchdog (CTest's TIMEOUT bounds them).
+#
 # Contract for tests: exit 0 pass, 1 fail, 77 skip (not root, peer missing).
 # Each assertion prints one "PASS: ..." or "FAIL: ..." line.
 #
@@ -59,7 +63,7 @@ IT_START_US=${EPOCHREALTIME/[.,]/}
 IT_TOPO=0
 IT_WATCHDOG=
 IT_DOWN=0
-PROXY_PID='' MITM_PID='' NSD_PID=''
+PROXY_PID='' MITM_PID='' NSD_PID='' NGINX_PID='' SINK_PID=''
 
 # ---- messages and assertions -------------------------------------------------
 _now_us() { local t=${EPOCHREALTIME/[.,]/}; echo "$((10#$t))"; }
@@ -208,41 +212,70 @@ _watchdog() {
 	IT_WATCHDOG=$!
 }
 
-# topo_up: the four namespaces, their links, addresses and routes.
-topo_up() {
+# ---- namespaces: the building blocks of topo_up and of the stand-alone tests ----
+# ns_up NS...: add each namespace (it must not exist yet) with its loopback up.
+ns_up() {
 	local ns
-	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"; do
+	for ns; do
 		[ -e "/var/run/netns/$ns" ] && it_abort "namespace $ns already exists"
 		ip netns add "$ns" || it_abort "ip netns add $ns failed"
 		IT_TOPO=1
+		ip -n "$ns" link set lo up
+	done
+}
+
+# ns_veth NS_A IF_A NS_B IF_B: a veth pair, IF_A in NS_A and IF_B in NS_B.
+ns_veth() {
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3" ||
+		it_abort "cannot create the veth pair $2 ($1) -- $4 ($3)"
+}
+
+# ns_addr NS IF ADDR/LEN...: add the addresses (IPv6 without duplicate address
+# detection) and set the link up.
+ns_addr() {
+	local ns=$1 ifn=$2 a
+	shift 2
+	for a; do
+		case $a in
+		*:*) ip -n "$ns" -6 addr add "$a" dev "$ifn" nodad ;;
+		*) ip -n "$ns" addr add "$a" dev "$ifn" ;;
+		esac || it_abort "ip addr add $a dev $ifn in $ns failed"
+	done
+	ip -n "$ns" link set "$ifn" up
+}
+
+# ns_down NS...: kill every process in the namespaces (_ns_kill, bounded) and
+# delete them. Idempotent, for EXIT traps.
+ns_down() {
+	local ns
+	for ns; do
+		_ns_kill "$ns"
+	done
+	for ns; do
+		[ -e "/var/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null
+	done
+	return 0
+}
+
+# topo_up: the four namespaces, their links, addresses and routes.
+topo_up() {
+	local ns
+	ns_up "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"
+	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"; do
 		mkdir -p "/etc/netns/$ns"
 		printf 'nameserver %s\noptions timeout:1 attempts:2\n' "$DNS4" >"/etc/netns/$ns/resolv.conf"
-		ip -n "$ns" link set lo up
 		nsx "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0 \
 			net.ipv6.conf.all.accept_ra=0 net.ipv6.conf.default.accept_ra=0 >/dev/null
 	done
-	ip link add "$IF_C" netns "$NS_CLIENT" type veth peer name "$IF_RC" netns "$NS_ROUTER" &&
-		ip link add "$IF_RM" netns "$NS_ROUTER" type veth peer name "$IF_MR" netns "$NS_MITM" &&
-		ip link add "$IF_MX" netns "$NS_MITM" type veth peer name "$IF_X" netns "$NS_MX" ||
-		it_abort "cannot create veth pairs"
-
-	_addr() { # ns if addr/len...
-		local ns=$1 ifn=$2 a
-		shift 2
-		for a; do
-			case $a in
-			*:*) ip -n "$ns" -6 addr add "$a" dev "$ifn" nodad ;;
-			*) ip -n "$ns" addr add "$a" dev "$ifn" ;;
-			esac || it_abort "ip addr add $a dev $ifn in $ns failed"
-		done
-		ip -n "$ns" link set "$ifn" up
-	}
-	_addr "$NS_CLIENT" "$IF_C" "$CLIENT4/24" "$CLIENT6/64"
-	_addr "$NS_ROUTER" "$IF_RC" "$ROUTER4_C/24" "$ROUTER6_C/64"
-	_addr "$NS_ROUTER" "$IF_RM" "$ROUTER4_M/24" "$ROUTER6_M/64"
-	_addr "$NS_MITM" "$IF_MR" "$MITM4_R/24" "$MITM6_R/64"
-	_addr "$NS_MITM" "$IF_MX" "$MITM4_X/24" "$MITM6_X/64"
-	_addr "$NS_MX" "$IF_X" "$MX1_4/24" "$MX2_4/24" "$DNS4/24" "$MX1_6/64" "$MX2_6/64" "$DNS6/64"
+	ns_veth "$NS_CLIENT" "$IF_C" "$NS_ROUTER" "$IF_RC"
+	ns_veth "$NS_ROUTER" "$IF_RM" "$NS_MITM" "$IF_MR"
+	ns_veth "$NS_MITM" "$IF_MX" "$NS_MX" "$IF_X"
+	ns_addr "$NS_CLIENT" "$IF_C" "$CLIENT4/24" "$CLIENT6/64"
+	ns_addr "$NS_ROUTER" "$IF_RC" "$ROUTER4_C/24" "$ROUTER6_C/64"
+	ns_addr "$NS_ROUTER" "$IF_RM" "$ROUTER4_M/24" "$ROUTER6_M/64"
+	ns_addr "$NS_MITM" "$IF_MR" "$MITM4_R/24" "$MITM6_R/64"
+	ns_addr "$NS_MITM" "$IF_MX" "$MITM4_X/24" "$MITM6_X/64"
+	ns_addr "$NS_MX" "$IF_X" "$MX1_4/24" "$MX2_4/24" "$DNS4/24" "$MX1_6/64" "$MX2_6/64" "$DNS6/64"
 
 	ip -n "$NS_CLIENT" route add default via "$ROUTER4_C" &&
 		ip -n "$NS_CLIENT" -6 route add default via "$ROUTER6_C" &&
@@ -318,26 +351,27 @@ topo_down() {
 		say "IT_HOLD: topology kept for ${hold}s; e.g. ip netns exec $NS_ROUTER bash; temp dir $T"
 		sleep "$hold"
 	fi
+	ns_down "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"
 	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"; do
-		_ns_kill "$ns"
-	done
-	for ns in "$NS_CLIENT" "$NS_ROUTER" "$NS_MITM" "$NS_MX"; do
-		[ -e "/var/run/netns/$ns" ] && ip netns del "$ns" 2>/dev/null
 		rm -rf "/etc/netns/$ns"
 	done
-	if [ -n "$T" ] && [ -d "$T" ]; then
-		if [ "${IT_KEEP:-0}" = 1 ]; then
-			say "IT_KEEP: logs and configs kept in $T"
-		else
-			rm -rf "$T"
-		fi
-	fi
+	it_rmtemp
 	# A warning only: another job on the host may change its rules meanwhile;
 	# everything this harness adds lives inside the namespaces.
 	if [ -n "${IT_HOST_FW:-}" ] && [ "$(_host_firewall)" != "$IT_HOST_FW" ]; then
 		say "WARNING: the host's firewall rules changed while the test ran"
 	fi
 	return "$rc"
+}
+
+# it_rmtemp: remove the temp dir $T, or with IT_KEEP=1 say where it is kept.
+it_rmtemp() {
+	[ -n "$T" ] && [ -d "$T" ] || return 0
+	if [ "${IT_KEEP:-0}" = 1 ]; then
+		say "IT_KEEP: logs and configs kept in $T"
+	else
+		rm -rf "$T"
+	fi
 }
 
 # ---- test PKI ----------------------------------------------------------------
@@ -381,15 +415,11 @@ _cert() { # name san cn [days] [prefix-command]
 
 # ---- DNS: nsd in the mx namespace ---------------------------------------------
 # dns_start: nsd on 203.0.113.53 / 2001:db8:113::53 with the example.test zone
-# (MX 10 mx1, A/AAAA for mx1, mx2, ns) plus every zone added with dns_zone_add.
+# (dns_mail_zone, unless a test wrote its own) plus every zone added with
+# dns_zone_add.
 dns_start() {
 	mkdir -p "$T/dns"
-	[ -f "$T/dns/zones/$MAIL_DOMAIN.zone" ] || dns_zone_add "$MAIL_DOMAIN" "
-@	IN MX 10 mx1.example.test.
-mx1	IN A $MX1_4
-mx1	IN AAAA $MX1_6
-mx2	IN A $MX2_4
-mx2	IN AAAA $MX2_6" norestart
+	[ -f "$T/dns/zones/$MAIL_DOMAIN.zone" ] || dns_mail_zone "" norestart
 	_dns_conf
 	nsd-checkconf "$T/dns/nsd.conf" || it_abort "nsd.conf invalid"
 	ip netns exec "$NS_MX" nsd -d -c "$T/dns/nsd.conf" >>"$T/dns/nsd.out" 2>&1 &
@@ -412,6 +442,14 @@ dns_restart() {
 }
 
 _not_running() { ! kill -0 "$1" 2>/dev/null; }
+
+# _pid_stop SECONDS NAME PID: TERM our child PID, KILL it if it has not exited
+# within SECONDS, and reap it.
+_pid_stop() {
+	kill -TERM "$3" 2>/dev/null
+	wait_for "$1" "$2 exit" _not_running "$3" || kill -KILL "$3" 2>/dev/null
+	wait "$3" 2>/dev/null
+}
 
 _dns_conf() {
 	local z
@@ -463,6 +501,26 @@ EOF
 	fi
 }
 
+# dns_mail_zone [RECORDS] [norestart]: (re)write the example.test zone: MX 10
+# mx1, A/AAAA for mx1, mx2 and ns, then RECORDS (zone-file lines).
+dns_mail_zone() {
+	dns_zone_add "$MAIL_DOMAIN" "
+@	IN MX 10 mx1.example.test.
+mx1	IN A $MX1_4
+mx1	IN AAAA $MX1_6
+mx2	IN A $MX2_4
+mx2	IN AAAA $MX2_6${1:+
+$1}" "${2:-}"
+}
+
+# dns_mail_zone_sts ID: the example.test zone with MTA-STS: the TXT record
+# "v=STSv1; id=ID" and mta-sts.example.test on mx1's address (nginx_start).
+# Written before dns_start (nsd is not restarted).
+dns_mail_zone_sts() {
+	dns_mail_zone "_mta-sts	IN TXT \"v=STSv1; id=$1\"
+mta-sts	IN A $MX1_4" norestart
+}
+
 # dns_query NAME TYPE: ask nsd from the client namespace; prints the answer.
 dns_query() {
 	nsx "$NS_CLIENT" "$PY" - "$1" "$2" "$DNS4" <<'EOF'
@@ -475,6 +533,67 @@ if r.header.rcode != RCODE.NOERROR or not r.rr:
 for rr in r.rr:
     print(rr.toZone())
 EOF
+}
+
+# ---- MTA-STS policy hosts: nginx in the mx namespace --------------------------------
+# HTTPS on $MX1_4:443 with the certificate $T/pki/sts.{pem,key} (the test
+# makes it with _cert sts, after ca_make) and one policy file per site.
+
+# nginx_require: skip (77) unless nginx is installed.
+nginx_require() {
+	command -v /usr/sbin/nginx >/dev/null || it_skip "nginx missing: run tests/integration/install-peers.sh"
+}
+
+# nginx_policy SITE TEXT: $T/www/SITE/.well-known/mta-sts.txt holds TEXT
+# (printf %b: \n, \r\n). A site's document root is $T/www/SITE.
+nginx_policy() {
+	mkdir -p "$T/www/$1/.well-known"
+	printf '%b' "$2" >"$T/www/$1/.well-known/mta-sts.txt"
+}
+
+# nginx_conf SERVERS: $T/nginx/nginx.conf, one process in the foreground with
+# its pid, logs and temp files in $T/nginx, the sts certificate by default, and
+# SERVERS (nginx "server { ... }" blocks) in its http block.
+nginx_conf() {
+	mkdir -p "$T/nginx/tmp"
+	cat >"$T/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log warn;
+events { worker_connections 128; }
+http {
+	access_log $T/nginx/access.log;
+	client_body_temp_path $T/nginx/tmp;
+	proxy_temp_path $T/nginx/tmp;
+	fastcgi_temp_path $T/nginx/tmp;
+	uwsgi_temp_path $T/nginx/tmp;
+	scgi_temp_path $T/nginx/tmp;
+	types { }
+	default_type text/plain;
+	ssl_certificate $T/pki/sts.pem;
+	ssl_certificate_key $T/pki/sts.key;
+$1
+}
+EOF
+}
+
+# nginx_start: run nginx (nginx_conf) in the mx namespace and wait until it
+# listens on $MX1_4:443.
+nginx_start() {
+	ip netns exec "$NS_MX" /usr/sbin/nginx -p "$T/nginx/" -c "$T/nginx/nginx.conf" -e stderr \
+		>>"$T/nginx/out.log" 2>&1 &
+	NGINX_PID=$!
+	wait_for 10 "nginx listening on $MX1_4:443" _listening "$NS_MX" "$MX1_4" 443 ||
+		it_abort "nginx did not start: $(tail -n 5 "$T/nginx/out.log" "$T/nginx/error.log" 2>/dev/null)"
+	say "nginx: policy hosts up on $MX1_4:443"
+}
+
+nginx_stop() {
+	[ -n "$NGINX_PID" ] || return 0
+	_pid_stop 5 nginx "$NGINX_PID"
+	NGINX_PID=
 }
 
 # ---- Postfix instances ---------------------------------------------------------
@@ -893,9 +1012,7 @@ router_tproxy_hits() {
 
 proxy_stop() {
 	[ -n "$PROXY_PID" ] || return 0
-	kill -TERM "$PROXY_PID" 2>/dev/null
-	wait_for 10 "stsproxy exit" _not_running "$PROXY_PID" || kill -KILL "$PROXY_PID" 2>/dev/null
-	wait "$PROXY_PID" 2>/dev/null
+	_pid_stop 10 stsproxy "$PROXY_PID"
 	PROXY_PID=
 }
 
@@ -1218,4 +1335,71 @@ ca_make_extra() {
 			-days 30 -sha256 -extfile "$d/eku.ext" -out "$d/eku.pem" >/dev/null 2>&1 ||
 		it_abort "clientAuth-only certificate failed"
 	chmod 644 "$d"/*.pem "$d"/*.key
+}
+
+# ---- stand-alone tests: t_gateway, t_docker --------------------------------------------
+# Tests that need none of the Postfix/nsd peers build a small topology of their
+# own (ns_up, ns_veth, ns_addr; ns_down from their EXIT trap, then it_rmtemp),
+# make $T themselves and report with pass/fail/step/finish. Their mail goes to
+# an aiosmtpd sink that records each message with the address it came from.
+
+# sink_require: skip (77) unless python3 has aiosmtpd.
+sink_require() {
+	[ -x "$PY" ] && "$PY" -c 'import aiosmtpd' 2>/dev/null ||
+		it_skip "python3-aiosmtpd not installed (apt-get install python3-aiosmtpd)"
+}
+
+# sink_start NS ADDR...: an SMTP server on port 25 of every ADDR in NS that
+# accepts any message and appends it to $T/sink.jsonl, one JSON line each:
+# "peer" (the SMTP client's address), "from", "rcpt", "data". Waits until it
+# listens on the first ADDR (SINK_PID).
+sink_start() {
+	local ns=$1
+	shift
+	cat >"$T/sink.py" <<'PYEOF'
+# Minimal SMTP sink: one JSON line per message, with the SMTP peer address.
+import asyncio, json, sys
+from aiosmtpd.smtp import SMTP
+
+out, addrs = sys.argv[1], sys.argv[2:]
+
+class Sink:
+    async def handle_DATA(self, server, session, envelope):
+        rec = {"peer": session.peer[0], "from": envelope.mail_from,
+               "rcpt": envelope.rcpt_tos,
+               "data": envelope.content.decode("utf-8", "replace")}
+        with open(out, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        return "250 2.0.0 OK queued"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(
+        lambda: SMTP(Sink(), hostname="mx.example.net"), host=addrs, port=25)
+    await srv.serve_forever()
+
+asyncio.run(main())
+PYEOF
+	: >"$T/sink.jsonl"
+	ip netns exec "$ns" "$PY" "$T/sink.py" "$T/sink.jsonl" "$@" >"$T/sink.log" 2>&1 &
+	SINK_PID=$!
+	wait_for 10 "SMTP sink listening on $1:25" _listening "$ns" "$1" 25 ||
+		it_abort "the SMTP sink did not start: $(tail -n 3 "$T/sink.log")"
+}
+
+sink_stop() {
+	[ -n "$SINK_PID" ] || return 0
+	_pid_stop 5 "SMTP sink" "$SINK_PID"
+	SINK_PID=
+}
+
+# sink_has TEXT: a message containing TEXT arrived.
+sink_has() { grep -qF -- "$1" "$T/sink.jsonl" 2>/dev/null; }
+
+# sink_peer TEXT: the SMTP peer address of each message whose data contains TEXT.
+sink_peer() {
+	"$PY" -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if sys.argv[2] in r["data"]: print(r["peer"])' "$T/sink.jsonl" "$1"
 }

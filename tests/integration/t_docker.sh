@@ -27,40 +27,28 @@
 # STSPROXY_DOCKER_IMAGE=NAME skips the build and uses that image (with
 # STSPROXY_CI_KEEP=1). A cold run takes several minutes (apt in the build).
 set -uo pipefail
-
-here=$(cd "$(dirname "$0")" && pwd)
-src=${STSPROXY_SRC:-$(cd "$here/../.." && pwd)}
-py=/usr/bin/python3
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
 uid=10025
 port=10025
 DL_TAG=t_docker
-# shellcheck source=tests/integration/docker-lib.sh
-. "$here/docker-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=docker-lib.sh
+. "$IT_DIR/docker-lib.sh"
 
-skip() { echo "t_docker: SKIP: $*"; exit 77; }
-dl_usable || skip "podman cannot run here (see above)"
-if ! [ -x "$py" ] || ! "$py" -c 'import aiosmtpd' 2>/dev/null; then
-	skip "python3-aiosmtpd not installed (apt-get install python3-aiosmtpd)"
-fi
+dl_usable || it_skip "podman cannot run here (see above)"
+sink_require
 
 tag=stsdk$$
 nsa=$tag-app
 nss=$tag-srv
 # not in /tmp: a shared /tmp gets swept by other people's clean-ups
 mkdir -p "$DL_CACHE"
-tmp=$(mktemp -d "$DL_CACHE/t_docker.XXXXXX")
-chmod 0755 "$tmp"
+T=$(mktemp -d "$DL_CACHE/t_docker.XXXXXX")
+chmod 0755 "$T"
 image=${STSPROXY_DOCKER_IMAGE:-localhost/stsproxy:t_docker-$$}
-pass=0
-fail=0
-server_pid=
 
-log() { echo "t_docker: $*"; }
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-not_ok() { fail=$((fail + 1)); echo "FAIL - $*"; }
-
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
-	local ns p
 	if [ -n "${DL_RUN:-}" ]; then
 		dl_podman rm -f -t 0 "$tag-proxy" "$tag-client" "$tag-nocap" >/dev/null 2>&1
 		dl_podman rm -f -t 0 "$tag-mailer" >/dev/null 2>&1
@@ -71,73 +59,51 @@ cleanup() {
 			dl_teardown
 		fi
 	fi
-	for ns in "$nsa" "$nss"; do
-		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
-		ip netns del "$ns" 2>/dev/null
-	done
-	rm -rf "$tmp"
+	ns_down "$nsa" "$nss"
+	it_rmtemp
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-wait_for() { # wait_for SECONDS CMD...: poll every 0.2 s, bounded
-	local n=$(($1 * 5))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.2
-		n=$((n - 1))
-	done
-	return 1
-}
-
 # --- image ---------------------------------------------------------------------------
 dl_setup
-log "podman storage $DL_RUN ($DL_DRIVER), nofile $DL_NOFILE, nproc $DL_NPROC"
+say "podman storage $DL_RUN ($DL_DRIVER), nofile $DL_NOFILE, nproc $DL_NPROC"
 if [ -n "${STSPROXY_DOCKER_IMAGE:-}" ]; then
-	dl_podman image exists "$image" || { log "FAIL: no image $image"; exit 1; }
+	dl_podman image exists "$image" || it_abort "no image $image"
 else
-	dl_base_image || { log "FAIL: no base image"; exit 1; }
-	log "building $image from $src (a cold build takes minutes)"
+	dl_base_image || it_abort "no base image"
+	say "building $image from $REPO (a cold build takes minutes)"
 	start=$(date +%s)
 	if ! dl_podman build --pull=never --isolation=chroot --network=host --format docker \
 		--ulimit "nofile=$DL_NOFILE:$DL_NOFILE" --ulimit "nproc=$DL_NPROC:$DL_NPROC" \
-		--build-arg "REVISION=$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		--build-arg "REVISION=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
 		--build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
-		-f "$src/docker/Dockerfile" -t "$image" "$src" >"$tmp/build.log" 2>&1; then
-		tail -25 "$tmp/build.log"
-		log "FAIL: image build failed (log above)"
-		echo "t_docker: 0 passed, 1 failed"
-		exit 1
+		-f "$REPO/docker/Dockerfile" -t "$image" "$REPO" >"$T/build.log" 2>&1; then
+		tail -25 "$T/build.log"
+		it_abort "image build failed (log above)"
 	fi
-	log "built in $(($(date +%s) - start)) s"
+	say "built in $(($(date +%s) - start)) s"
 fi
 size=$(dl_podman image inspect --format '{{.Size}}' "$image")
-log "image size $((size / 1000000)) MB"
+say "image size $((size / 1000000)) MB"
 
 meta=$(dl_podman image inspect --format \
 	'{{.Config.User}}|{{.Config.StopSignal}}|{{index .Config.Labels "org.opencontainers.image.title"}}|{{if .HealthCheck}}health{{end}}' \
 	"$image")
 case "$meta" in
-"|SIGTERM|stsproxy|health") ok "image metadata: STOPSIGNAL, OCI labels, HEALTHCHECK ($meta)" ;;
-*) not_ok "image metadata unexpected: $meta (want |SIGTERM|stsproxy|health)" ;;
+"|SIGTERM|stsproxy|health") pass "image metadata: STOPSIGNAL, OCI labels, HEALTHCHECK ($meta)" ;;
+*) fail "image metadata unexpected: $meta (want |SIGTERM|stsproxy|health)" ;;
 esac
 
 # --- namespaces ----------------------------------------------------------------------
 build_net() {
-	ip netns add "$nsa" && ip netns add "$nss" || return 1
-	ip -n "$nsa" link set lo up
-	ip -n "$nss" link set lo up
-	ip link add "${tag}a" netns "$nsa" type veth peer name "${tag}s" netns "$nss" || return 1
-	ip -n "$nsa" addr add 203.0.113.10/24 dev "${tag}a"
-	ip -n "$nsa" addr add 2001:db8:3::10/64 dev "${tag}a" nodad
-	ip -n "$nss" addr add 203.0.113.25/24 dev "${tag}s"
-	ip -n "$nss" addr add 2001:db8:3::25/64 dev "${tag}s" nodad
-	ip -n "$nsa" link set "${tag}a" up
-	ip -n "$nss" link set "${tag}s" up
+	ns_up "$nsa" "$nss"
+	ns_veth "$nsa" "${tag}a" "$nss" "${tag}s"
+	ns_addr "$nsa" "${tag}a" 203.0.113.10/24 2001:db8:3::10/64
+	ns_addr "$nss" "${tag}s" 203.0.113.25/24 2001:db8:3::25/64
 	# The guard: after the nat OUTPUT redirect a diverted connection goes to
 	# lo; anything else to port 25 that leaves APP must be the proxy's.
-	ip netns exec "$nsa" nft -f - <<EOF
+	nsx "$nsa" nft -f - <<EOF || it_abort "cannot install the guard table in $nsa"
 table inet t_docker_guard {
 	chain out {
 		type filter hook output priority 0; policy accept;
@@ -147,41 +113,9 @@ table inet t_docker_guard {
 EOF
 }
 
-start_server() {
-	cat >"$tmp/server.py" <<'EOF'
-# Minimal SMTP sink: one JSON line per message, with the SMTP peer address.
-import asyncio, json, sys
-from aiosmtpd.smtp import SMTP
-
-out, addrs = sys.argv[1], sys.argv[2:]
-
-class Sink:
-    async def handle_DATA(self, server, session, envelope):
-        rec = {"peer": session.peer[0], "from": envelope.mail_from,
-               "rcpt": envelope.rcpt_tos,
-               "data": envelope.content.decode("utf-8", "replace")}
-        with open(out, "a") as f:
-            f.write(json.dumps(rec) + "\n")
-        return "250 2.0.0 OK queued"
-
-async def main():
-    loop = asyncio.get_running_loop()
-    srv = await loop.create_server(
-        lambda: SMTP(Sink(), hostname="mx.example.net"), host=addrs, port=25)
-    await srv.serve_forever()
-
-asyncio.run(main())
-EOF
-	: >"$tmp/received.jsonl"
-	ip netns exec "$nss" "$py" "$tmp/server.py" "$tmp/received.jsonl" \
-		203.0.113.25 2001:db8:3::25 >"$tmp/server.log" 2>&1 &
-	server_pid=$!
-	wait_for 10 ip netns exec "$nss" sh -c 'ss -Hltn "sport = :25" | grep -q 203.0.113.25'
-}
-
 # The legacy client: plain SMTP over bash's /dev/tcp, run as root in a
 # second container in the same network namespace.
-cat >"$tmp/client.sh" <<'EOF'
+cat >"$T/client.sh" <<'EOF'
 set -e
 exec 3<>"/dev/tcp/$1/25"
 expect() {
@@ -207,18 +141,20 @@ send_and_check() { # send_and_check label dest
 	local label=$1 dest=$2 token
 	token="t_docker-$$-$RANDOM$RANDOM"
 	if ! dl_podman_t 60 run --rm --pull=never --name "$tag-client" \
-		--network "ns:/run/netns/$nsa" -v "$tmp/client.sh:/client.sh:ro" \
-		"$image" bash /client.sh "$dest" "$token" >"$tmp/client.log" 2>&1; then
-		not_ok "$label: client failed: $(grep -v '^C:' "$tmp/client.log" | tail -2 | tr '\n' ' ')"
+		--network "ns:/run/netns/$nsa" -v "$T/client.sh:/client.sh:ro" \
+		"$image" bash /client.sh "$dest" "$token" >"$T/client.log" 2>&1; then
+		fail "$label: client failed: $(grep -v '^C:' "$T/client.log" | tail -2 | tr '\n' ' ')"
 		return 1
 	fi
-	if ! wait_for 10 grep -q "$token" "$tmp/received.jsonl"; then
-		not_ok "$label: the client's message did not reach the server"
+	if ! wait_for 10 "$label at the server" sink_has "$token"; then
+		fail "$label: the client's message did not reach the server"
 		return 1
 	fi
-	ok "$label: message delivered through the sidecar to $dest"
+	pass "$label: message delivered through the sidecar to $dest"
 }
 
+# shellcheck disable=SC2317 # called through wait_for
+_proxy_healthy() { dl_podman healthcheck run "$tag-proxy" >/dev/null 2>&1; }
 proxy_logs() { dl_podman logs "$tag-proxy" 2>&1 | tail -"${1:-15}" | sed 's/^/  | /'; }
 
 rules_present() { # rules_present nft|iptables
@@ -232,30 +168,30 @@ rules_present() { # rules_present nft|iptables
 scenario() { # scenario label nft|iptables podman-run-args...
 	local label=$1 fw=$2 rc
 	shift 2
-	log "--- $label"
+	step "$label"
 	if ! dl_podman run -d --pull=never --name "$tag-proxy" --network "ns:/run/netns/$nsa" \
-		--cap-add NET_ADMIN -e "STSPROXY_FIREWALL=$fw" "$@" "$image" >/dev/null 2>"$tmp/run.err"; then
-		not_ok "$label: podman run failed: $(tail -2 "$tmp/run.err")"
+		--cap-add NET_ADMIN -e "STSPROXY_FIREWALL=$fw" "$@" "$image" >/dev/null 2>"$T/run.err"; then
+		fail "$label: podman run failed: $(tail -2 "$T/run.err")"
 		return
 	fi
-	if wait_for 20 dl_podman healthcheck run "$tag-proxy"; then
-		ok "$label: container healthy (HEALTHCHECK: listening, rules installed)"
+	if wait_for 20 "$label healthy" _proxy_healthy; then
+		pass "$label: container healthy (HEALTHCHECK: listening, rules installed)"
 	else
-		not_ok "$label: container not healthy within 20 s"
+		fail "$label: container not healthy within 20 s"
 		proxy_logs
 	fi
 	if rules_present "$fw"; then
-		ok "$label: REDIRECT rules in the shared namespace ($fw)"
+		pass "$label: REDIRECT rules in the shared namespace ($fw)"
 	else
-		not_ok "$label: no $fw REDIRECT rules in the shared namespace"
+		fail "$label: no $fw REDIRECT rules in the shared namespace"
 	fi
 	local pid user
 	pid=$(dl_podman inspect --format '{{.State.Pid}}' "$tag-proxy" 2>/dev/null)
 	user=$(ps -o uid= --ppid "$pid" 2>/dev/null | tr -d ' ')
 	if [ "$user" = "$uid" ]; then
-		ok "$label: stsproxy runs as uid $uid"
+		pass "$label: stsproxy runs as uid $uid"
 	else
-		not_ok "$label: stsproxy child of the entrypoint runs as '$user', want $uid"
+		fail "$label: stsproxy child of the entrypoint runs as '$user', want $uid"
 	fi
 
 	send_and_check "$label IPv4" 203.0.113.25 || proxy_logs
@@ -264,29 +200,29 @@ scenario() { # scenario label nft|iptables podman-run-args...
 	dl_podman stop -t 20 "$tag-proxy" >/dev/null 2>&1
 	rc=$(dl_podman inspect --format '{{.State.ExitCode}}' "$tag-proxy" 2>/dev/null)
 	if [ "$rc" = 0 ]; then
-		ok "$label: SIGTERM drains and exits 0"
+		pass "$label: SIGTERM drains and exits 0"
 	else
-		not_ok "$label: exit status after podman stop: $rc"
+		fail "$label: exit status after podman stop: $rc"
 		proxy_logs
 	fi
 	if rules_present "$fw"; then
-		not_ok "$label: REDIRECT rules left behind after stop"
+		fail "$label: REDIRECT rules left behind after stop"
 	else
-		ok "$label: rules removed on exit"
+		pass "$label: rules removed on exit"
 	fi
 	[ -n "${STSPROXY_TEST_VERBOSE:-}" ] && proxy_logs 100
 	dl_podman rm -f -t 0 "$tag-proxy" >/dev/null 2>&1
 }
 
-build_net || { log "FAIL: cannot build the namespaces"; exit 1; }
-start_server || { log "FAIL: SMTP server did not start: $(tail -3 "$tmp/server.log")"; exit 1; }
+build_net
+sink_start "$nss" 203.0.113.25 2001:db8:3::25
 
 # 1. generated config from environment variables, nftables
 scenario "env/nft" nft -e STSPROXY_MODE=monitor -e STSPROXY_RESOLVER=203.0.113.25 \
 	-e STSPROXY_LOG_FORMAT=json -e STSPROXY_LOG_LEVEL=debug
 
 # 2. mounted config file, iptables
-cat >"$tmp/stsproxy.conf" <<EOF
+cat >"$T/stsproxy.conf" <<EOF
 # t_docker: a mounted configuration
 mode = "monitor";
 listen = (
@@ -297,30 +233,30 @@ dns = { servers = [ "203.0.113.25" ]; timeout = 1.0; tries = 1; };
 log = { format = "text"; file = "-"; level = "info"; };
 state_dir = "/var/lib/stsproxy";
 EOF
-chmod 0644 "$tmp/stsproxy.conf"
-mkdir -p "$tmp/state"
-scenario "file/iptables" iptables -v "$tmp/stsproxy.conf:/etc/stsproxy/stsproxy.conf:ro" \
-	-v "$tmp/state:/var/lib/stsproxy"
+chmod 0644 "$T/stsproxy.conf"
+mkdir -p "$T/state"
+scenario "file/iptables" iptables -v "$T/stsproxy.conf:/etc/stsproxy/stsproxy.conf:ro" \
+	-v "$T/state:/var/lib/stsproxy"
 
 # 3. without NET_ADMIN: refuse, clearly, before running anything
-log "--- no NET_ADMIN"
+step "no NET_ADMIN"
 out=$(dl_podman_t 60 run --rm --pull=never --name "$tag-nocap" \
 	--network "ns:/run/netns/$nsa" "$image" 2>&1)
 rc=$?
 if [ "$rc" != 0 ] && printf '%s' "$out" | grep -q 'needs CAP_NET_ADMIN'; then
-	ok "without NET_ADMIN: refuses to start (exit $rc) and says why"
+	pass "without NET_ADMIN: refuses to start (exit $rc) and says why"
 else
-	not_ok "without NET_ADMIN: exit $rc, output: $(printf '%s' "$out" | tail -3)"
+	fail "without NET_ADMIN: exit $rc, output: $(printf '%s' "$out" | tail -3)"
 fi
 
 # 4. the test's own premise: with no sidecar, the guard stops direct mail
-log "--- no sidecar (control)"
+step "no sidecar (control)"
 if dl_podman_t 60 run --rm --pull=never --name "$tag-client" --network "ns:/run/netns/$nsa" \
-	-v "$tmp/client.sh:/client.sh:ro" "$image" bash /client.sh 203.0.113.25 control \
-	>"$tmp/client.log" 2>&1; then
-	not_ok "control: mail left without the sidecar: the guard does not work"
+	-v "$T/client.sh:/client.sh:ro" "$image" bash /client.sh 203.0.113.25 control \
+	>"$T/client.log" 2>&1; then
+	fail "control: mail left without the sidecar: the guard does not work"
 else
-	ok "control: without the sidecar the guard blocks direct delivery"
+	pass "control: without the sidecar the guard blocks direct delivery"
 fi
 
 # 5. optional (STSPROXY_TEST_MAILER=1, a second image build): the compose
@@ -328,35 +264,35 @@ fi
 # namespace (--network container:, as network_mode: service:mailer does).
 mailer_scenario() {
 	local mimg=localhost/stsproxy-example-mailer:t_docker-$$ token
-	log "--- compose mailer (Postfix) + sidecar"
+	step "compose mailer (Postfix) + sidecar"
 	if ! dl_podman build --pull=never --isolation=chroot --network=host --format docker \
 		--ulimit "nofile=$DL_NOFILE:$DL_NOFILE" --ulimit "nproc=$DL_NPROC:$DL_NPROC" \
-		-t "$mimg" "$src/docker/mailer" >"$tmp/mbuild.log" 2>&1; then
-		not_ok "mailer: image build failed: $(tail -3 "$tmp/mbuild.log")"
+		-t "$mimg" "$REPO/docker/mailer" >"$T/mbuild.log" 2>&1; then
+		fail "mailer: image build failed: $(tail -3 "$T/mbuild.log")"
 		return
 	fi
 	dl_podman run -d --pull=never --name "$tag-mailer" --network "ns:/run/netns/$nsa" \
-		-e 'RELAYHOST=[203.0.113.25]:25' "$mimg" >/dev/null 2>"$tmp/run.err"
+		-e 'RELAYHOST=[203.0.113.25]:25' "$mimg" >/dev/null 2>"$T/run.err"
 	dl_podman run -d --pull=never --name "$tag-proxy" --network "container:$tag-mailer" \
 		--cap-add NET_ADMIN -e STSPROXY_MODE=upgrade -e STSPROXY_RESOLVER=203.0.113.25 \
-		"$image" >/dev/null 2>>"$tmp/run.err"
-	if ! wait_for 30 ip netns exec "$nsa" sh -c 'ss -Hltn "sport = :25" | grep -q .' ||
-		! wait_for 20 dl_podman healthcheck run "$tag-proxy"; then
-		not_ok "mailer: Postfix or the sidecar did not come up: $(tail -2 "$tmp/run.err")"
+		"$image" >/dev/null 2>>"$T/run.err"
+	if ! wait_for 30 "Postfix listening" nsx "$nsa" sh -c 'ss -Hltn "sport = :25" | grep -q .' ||
+		! wait_for 20 "mailer sidecar healthy" _proxy_healthy; then
+		fail "mailer: Postfix or the sidecar did not come up: $(tail -2 "$T/run.err")"
 	else
 		token="t_docker-postfix-$$-$RANDOM"
 		# submit over loopback (in Postfix's mynetworks); Postfix relays
 		# to the smarthost on port 25, which the sidecar intercepts
-		ip netns exec "$nsa" "$py" -c 'import smtplib, sys
+		ip netns exec "$nsa" "$PY" -c 'import smtplib, sys
 with smtplib.SMTP("127.0.0.1", 25, timeout=20) as s:
     s.sendmail("app@mailer.example.com", ["user@mx.example.net"],
                "Subject: %s\r\n\r\n%s\r\n" % (sys.argv[1], sys.argv[1]))' "$token" \
-			>"$tmp/submit.log" 2>&1
-		if wait_for 30 grep -q "$token" "$tmp/received.jsonl" &&
+			>"$T/submit.log" 2>&1
+		if wait_for 30 "Postfix's mail at the server" sink_has "$token" &&
 			dl_podman logs "$tag-proxy" 2>&1 | grep -q '"type":"session"'; then
-			ok "mailer: Postfix's relayed mail went through the sidecar"
+			pass "mailer: Postfix's relayed mail went through the sidecar"
 		else
-			not_ok "mailer: Postfix's mail did not arrive through the sidecar"
+			fail "mailer: Postfix's mail did not arrive through the sidecar"
 			dl_podman logs "$tag-mailer" 2>&1 | tail -5 | sed 's/^/  | /'
 			proxy_logs
 		fi
@@ -367,6 +303,5 @@ with smtplib.SMTP("127.0.0.1", 25, timeout=20) as s:
 }
 [ "${STSPROXY_TEST_MAILER:-0}" = 1 ] && mailer_scenario
 
-kill "$server_pid" 2>/dev/null
-echo "t_docker: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+sink_stop
+finish

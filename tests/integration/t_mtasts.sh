@@ -17,85 +17,40 @@
 . "$(dirname "$0")/lib.sh"
 it_init 420
 proxy_require
-command -v /usr/sbin/nginx >/dev/null || it_skip "nginx missing: run tests/integration/install-peers.sh"
+nginx_require
 
 Z=sts.test # the zone of the per-case domains
-NGINX_PID=
 SERVFAIL_PID=
 
-# ---- the policies -----------------------------------------------------------
-policy_file() { # NAME TEXT
-	mkdir -p "$T/www/$1/.well-known"
-	printf '%b' "$2" >"$T/www/$1/.well-known/mta-sts.txt"
-}
-
+# ---- the policies: nginx on $MX1_4:443, one site per case --------------------------
 write_policies() {
-	policy_file enforce 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
-	policy_file testing 'version: STSv1\r\nmode: testing\r\nmx: mx9.nowhere.test\r\nmax_age: 86400\r\n'
-	policy_file none 'version: STSv1\nmode: none\nmax_age: 86400\n'
-	policy_file two 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
-	policy_file invalid 'version: STSv1\nmode: enforcing\nmx: mx1.example.test\nmax_age: 86400\n'
-	policy_file unsat 'version: STSv1\nmode: enforce\nmx: mx9.nowhere.test\nmax_age: 86400\n'
-	policy_file wild 'version: STSv1\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n'
-	policy_file change 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
-	policy_file down 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
-	policy_file mail 'version: STSv1\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n'
+	nginx_policy enforce 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_policy testing 'version: STSv1\r\nmode: testing\r\nmx: mx9.nowhere.test\r\nmax_age: 86400\r\n'
+	nginx_policy none 'version: STSv1\nmode: none\nmax_age: 86400\n'
+	nginx_policy two 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_policy invalid 'version: STSv1\nmode: enforcing\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_policy unsat 'version: STSv1\nmode: enforce\nmx: mx9.nowhere.test\nmax_age: 86400\n'
+	nginx_policy wild 'version: STSv1\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n'
+	nginx_policy change 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_policy down 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_policy mail 'version: STSv1\nmode: enforce\nmx: *.example.test\nmax_age: 86400\n'
 	mkdir -p "$T/www/notfound"
 }
 
-# ---- nginx: the policy hosts on $MX1_4:443 ------------------------------------
-nginx_conf() {
+# policy_servers: the nginx server blocks, mta-sts.CASE.$Z for each case plus
+# mta-sts.$MAIL_DOMAIN, a 301 and one with the wrong certificate.
+policy_servers() {
 	local n
-	mkdir -p "$T/nginx/tmp"
-	{
-		cat <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 128; }
-http {
-	access_log $T/nginx/access.log;
-	client_body_temp_path $T/nginx/tmp;
-	proxy_temp_path $T/nginx/tmp;
-	fastcgi_temp_path $T/nginx/tmp;
-	uwsgi_temp_path $T/nginx/tmp;
-	scgi_temp_path $T/nginx/tmp;
-	types { }
-	default_type text/plain;
-	ssl_certificate $T/pki/sts.pem;
-	ssl_certificate_key $T/pki/sts.key;
-EOF
-		for n in enforce testing none two invalid unsat wild change down notfound; do
-			printf '\tserver { listen %s:443 ssl; server_name mta-sts.%s.%s; root %s/www/%s; }\n' \
-				"$MX1_4" "$n" "$Z" "$T" "$n"
-		done
-		printf '\tserver { listen %s:443 ssl; server_name mta-sts.%s; root %s/www/mail; }\n' \
-			"$MX1_4" "$MAIL_DOMAIN" "$T"
-		printf '\tserver { listen %s:443 ssl; server_name mta-sts.redirect.%s; return 301 https://mta-sts.enforce.%s/.well-known/mta-sts.txt; }\n' \
-			"$MX1_4" "$Z" "$Z"
-		printf '\tserver { listen %s:443 ssl; server_name mta-sts.wrongcert.%s; root %s/www/enforce; ssl_certificate %s/pki/wrong.pem; ssl_certificate_key %s/pki/wrong.key; }\n' \
-			"$MX1_4" "$Z" "$T" "$T" "$T"
-		echo "}"
-	} >"$T/nginx/nginx.conf"
-}
-
-nginx_start() {
-	ip netns exec "$NS_MX" /usr/sbin/nginx -p "$T/nginx/" -c "$T/nginx/nginx.conf" -e stderr \
-		>>"$T/nginx/out.log" 2>&1 &
-	NGINX_PID=$!
-	wait_for 10 "nginx listening on $MX1_4:443" _listening "$NS_MX" "$MX1_4" 443 ||
-		it_abort "nginx did not start: $(tail -n 5 "$T/nginx/out.log" "$T/nginx/error.log" 2>/dev/null)"
-	say "nginx: policy hosts up on $MX1_4:443"
-}
-
-nginx_stop() {
-	[ -n "$NGINX_PID" ] || return 0
-	kill -TERM "$NGINX_PID" 2>/dev/null
-	wait_for 5 "nginx exit" _not_running "$NGINX_PID" || kill -KILL "$NGINX_PID" 2>/dev/null
-	wait "$NGINX_PID" 2>/dev/null
-	NGINX_PID=
+	for n in enforce testing none two invalid unsat wild change down notfound; do
+		printf '\tserver { listen %s:443 ssl; server_name mta-sts.%s.%s; root %s/www/%s; }\n' \
+			"$MX1_4" "$n" "$Z" "$T" "$n"
+	done
+	printf '\tserver { listen %s:443 ssl; server_name mta-sts.%s; root %s/www/mail; }\n' \
+		"$MX1_4" "$MAIL_DOMAIN" "$T"
+	printf '\tserver { listen %s:443 ssl; server_name mta-sts.redirect.%s; return 301 https://mta-sts.enforce.%s/.well-known/mta-sts.txt; }\n' \
+		"$MX1_4" "$Z" "$Z"
+	printf '\tserver { listen %s:443 ssl; server_name mta-sts.wrongcert.%s; root %s/www/enforce; ssl_certificate %s/pki/wrong.pem; ssl_certificate_key %s/pki/wrong.key; }\n' \
+		"$MX1_4" "$Z" "$T" "$T" "$T"
 }
 
 # ---- DNS ----------------------------------------------------------------------
@@ -127,17 +82,6 @@ _mta-sts.down IN TXT \"v=STSv1; id=$down\"
 	[ "$unsat_txt" = yes ] && r+='_mta-sts.unsat IN TXT "v=STSv1; id=unsat1"
 '
 	dns_zone_add "$Z" "$r" "${4:-}"
-}
-
-mail_zone() {
-	dns_zone_add "$MAIL_DOMAIN" "
-@	IN MX 10 mx1.example.test.
-mx1	IN A $MX1_4
-mx1	IN AAAA $MX1_6
-mx2	IN A $MX2_4
-mx2	IN AAAA $MX2_6
-_mta-sts	IN TXT \"v=STSv1; id=mail1\"
-mta-sts	IN A $MX1_4" norestart
 }
 
 # A DNS server that answers SERVFAIL to everything, on nsd's address.
@@ -227,11 +171,11 @@ for n in enforce testing none notfound redirect two invalid unsat wild change do
 	san+="DNS:mta-sts.$n.$Z,"
 done
 _cert sts "${san}DNS:mta-sts.$MAIL_DOMAIN" "mta-sts.enforce.$Z"
-mail_zone
+dns_mail_zone_sts mail1
 sts_zone chg1 down1 yes norestart
 dns_start
 write_policies
-nginx_conf
+nginx_conf "$(policy_servers)"
 nginx_start
 mx_start mx
 # the receiving MTA takes mail for the test domains too
@@ -287,7 +231,7 @@ check "$D: *.example.test matches mx1.example.test, not a.b.example.test (two la
 step "policy id change: the new policy is picked up"
 verdict "change.$Z"
 expect "change.$Z" 0 enforce ok
-policy_file change 'version: STSv1\nmode: testing\nmx: mx1.example.test\nmax_age: 86400\n'
+nginx_policy change 'version: STSv1\nmode: testing\nmx: mx1.example.test\nmax_age: 86400\n'
 sts_zone chg2 down1 yes
 verdict "change.$Z"
 expect "change.$Z" 0 testing ok

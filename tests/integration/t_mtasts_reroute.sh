@@ -26,56 +26,17 @@
 . "$(dirname "$0")/lib.sh"
 it_init 360
 proxy_require
-command -v /usr/sbin/nginx >/dev/null || it_skip "nginx missing: run tests/integration/install-peers.sh"
+nginx_require
 
 WRONG_LOG= # set after it_init made $T
 LIAR_LOG=
 
 # ---- the real side: DNS, policy host, mx1 -----------------------------------------
-mail_zone() {
-	dns_zone_add "$MAIL_DOMAIN" "
-@	IN MX 10 mx1.example.test.
-mx1	IN A $MX1_4
-mx1	IN AAAA $MX1_6
-mx2	IN A $MX2_4
-mx2	IN AAAA $MX2_6
-_mta-sts	IN TXT \"v=STSv1; id=reroute1\"
-mta-sts	IN A $MX1_4" norestart
-}
-
-nginx_start() {
-	mkdir -p "$T/nginx/tmp" "$T/www/.well-known"
-	printf 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n' \
-		>"$T/www/.well-known/mta-sts.txt"
-	cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log warn;
-events { worker_connections 64; }
-http {
-	access_log $T/nginx/access.log;
-	client_body_temp_path $T/nginx/tmp;
-	proxy_temp_path $T/nginx/tmp;
-	fastcgi_temp_path $T/nginx/tmp;
-	uwsgi_temp_path $T/nginx/tmp;
-	scgi_temp_path $T/nginx/tmp;
-	types { }
-	default_type text/plain;
-	server {
-		listen $MX1_4:443 ssl;
-		server_name mta-sts.$MAIL_DOMAIN;
-		ssl_certificate $T/pki/sts.pem;
-		ssl_certificate_key $T/pki/sts.key;
-		root $T/www;
-	}
-}
-EOF
-	ip netns exec "$NS_MX" /usr/sbin/nginx -p "$T/nginx/" -c "$T/nginx/nginx.conf" -e stderr \
-		>>"$T/nginx/out.log" 2>&1 &
-	wait_for 10 "nginx listening on $MX1_4:443" _listening "$NS_MX" "$MX1_4" 443 ||
-		it_abort "nginx did not start: $(tail -n 5 "$T/nginx/out.log" "$T/nginx/error.log" 2>/dev/null)"
+# the policy host: https://mta-sts.example.test/.well-known/mta-sts.txt
+policy_host_start() {
+	nginx_policy mail 'version: STSv1\nmode: enforce\nmx: mx1.example.test\nmax_age: 86400\n'
+	nginx_conf "	server { listen $MX1_4:443 ssl; server_name mta-sts.$MAIL_DOMAIN; root $T/www/mail; }"
+	nginx_start
 }
 
 # mx1 only: Postfix must not hold 203.0.113.11:25, the wrong host's address
@@ -261,9 +222,9 @@ LIAR_LOG=$T/liar.log
 : >"$LIAR_LOG"
 ca_make
 _cert sts "DNS:mta-sts.$MAIL_DOMAIN" "mta-sts.$MAIL_DOMAIN"
-mail_zone
+dns_mail_zone_sts reroute1
 dns_start
-nginx_start
+policy_host_start
 mx_start mx1
 mx1_start
 wrong_start
