@@ -19,23 +19,10 @@ if [ -f "$prefix/usr/include/mbedtls/build_info.h" ] &&
     exit 0
 fi
 
-mirror_from_apt() {
-    # deb822 sources first (Debian 12 default), then the one-line format.
-    local f uri
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-        [ -n "$uri" ] && { echo "$uri"; return 0; }
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/ && $i !~ /security/) { print $i; exit } }' "$f")
-        [ -n "$uri" ] && { echo "$uri"; return 0; }
-    done
-    return 1
-}
+# shellcheck source-path=SCRIPTDIR source=apt-mirror.sh
+. "$here/scripts/apt-mirror.sh"
 
-mirror=${MBEDTLS_MIRROR:-$(mirror_from_apt)} || {
+mirror=${MBEDTLS_MIRROR:-$(apt_mirror)} || {
     echo "fetch-mbedtls: cannot find a Debian mirror in /etc/apt; set MBEDTLS_MIRROR" >&2
     exit 1
 }

@@ -14,6 +14,9 @@
 # friends with apt (for .ci/run or tests/integration/install-peers.sh);
 # `bash docker-lib.sh base` only makes the cached base tarball.
 
+# shellcheck source-path=SCRIPTDIR source=../../scripts/apt-mirror.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/apt-mirror.sh"
+
 DL_CACHE=${STSPROXY_CI_CACHE:-/var/cache/stsproxy-ci}
 DL_SUITE=${STSPROXY_CI_SUITE:-trixie}
 DL_BASE_TAR=$DL_CACHE/debian-$DL_SUITE-slim-minbase.tar.gz
@@ -25,22 +28,11 @@ dl_log() { printf '%s: %s\n' "${DL_TAG:-docker-lib}" "$*" >&2; }
 # The Debian mirror from the system's own apt configuration; no host name is
 # ever written into the repository. STSPROXY_CI_MIRROR overrides.
 dl_mirror() {
-	local f uri
 	if [ -n "${STSPROXY_CI_MIRROR:-}" ]; then
 		echo "$STSPROXY_CI_MIRROR"
 		return 0
 	fi
-	for f in /etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		uri=$(awk '/^URIs:/ { for (i = 2; i <= NF; i++) if ($i !~ /security/) { print $i; exit } }' "$f")
-		[ -n "$uri" ] && { echo "$uri"; return 0; }
-	done
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-		[ -f "$f" ] || continue
-		uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^(https?|file):/ && $i !~ /security/) { print $i; exit } }' "$f")
-		[ -n "$uri" ] && { echo "$uri"; return 0; }
-	done
-	return 1
+	apt_mirror
 }
 
 # Install the container tooling without starting any service.
