@@ -277,6 +277,7 @@ static const struct cfg_key cfg_tls_keys[] = {
         CFG_ENUM("min_version", tls_min_version, cfg_tlsver_names),
         CFG_BOOL("resumption", tls_resumption),
         CFG_INT("session_cache_size", tls_cache_size, 1, 1000000),
+        CFG_INT("verified_chains", tls_verified_chains, 0, 1000000),
         CFG_BOOL("client_tls", client_tls),
         CFG_PATH("client_cert", client_cert, CFG_K_FILE),
         CFG_PATH("client_key", client_key, CFG_K_FILE),
@@ -1487,6 +1488,7 @@ cfg_defaults(void)
 	c->tls_min_version = 12;
 	c->tls_resumption = true;
 	c->tls_cache_size = 1000;
+	c->tls_verified_chains = 512;
 	c->client_tls = false;
 
 	c->default_level = CFG_TLS_MAY;

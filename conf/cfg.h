@@ -77,11 +77,12 @@ struct cfg {
 	int dns_tries;
 
 	/* tls toward servers */
-	char *ca_file;       /* PEM bundle */
-	char *ca_path;       /* directory of PEM files, may be NULL */
-	int tls_min_version; /* 12 or 13 */
-	bool tls_resumption; /* session cache/tickets toward repeat MX hosts */
-	int tls_cache_size;  /* remembered upstream sessions */
+	char *ca_file;           /* PEM bundle */
+	char *ca_path;           /* directory of PEM files, may be NULL */
+	int tls_min_version;     /* 12 or 13 */
+	bool tls_resumption;     /* session cache/tickets toward repeat MX hosts */
+	int tls_cache_size;      /* remembered upstream sessions */
+	int tls_verified_chains; /* certificate chains remembered as verified; 0 = none */
 
 	/* optional STARTTLS offered to the legacy client */
 	bool client_tls;

@@ -70,10 +70,6 @@ struct tls_ctx {
  * live 2-12 h; a stale one only costs a full handshake). */
 #define TLS_CACHE_TTL (4 * 3600)
 
-/* Distinct (name, chain) pairs remembered as verified: a gateway talks to
- * a few hundred MX hosts that matter; a miss costs one chain check. */
-#define TLS_VERIFIED_CHAINS 512
-
 /* Chains longer than this are not cached (mbed TLS itself stops at
  * MBEDTLS_X509_MAX_INTERMEDIATE_CA + 2). */
 #define TLS_CHAIN_MAX 10
@@ -298,7 +294,9 @@ tls_new(const struct cfg *cfg, char *err, size_t errsz)
 	/* The chain is checked by tls_verify_peer() (see the top of this file). */
 	mbedtls_ssl_conf_authmode(&t->client, MBEDTLS_SSL_VERIFY_NONE);
 	mbedtls_ssl_conf_groups(&t->client, client_groups);
-	if ((t->verified = verifycache_new(TLS_VERIFIED_CHAINS)) == NULL) {
+	/* tls.verified_chains (default 512: a gateway talks to a few hundred
+	 * MX hosts that matter; a miss costs one chain check) */
+	if ((t->verified = verifycache_new(cfg->tls_verified_chains)) == NULL) {
 		snprintf(err, errsz, "tls: verification cache: %s", strerror(errno));
 		goto fail;
 	}

@@ -113,6 +113,7 @@ cfg_diff(const struct cfg *a, const struct cfg *b, int skip_policy_state)
 	F(a->tls_min_version == b->tls_min_version, "tls_min_version");
 	F(a->tls_resumption == b->tls_resumption, "tls_resumption");
 	F(a->tls_cache_size == b->tls_cache_size, "tls_cache_size");
+	F(a->tls_verified_chains == b->tls_verified_chains, "tls_verified_chains");
 	F(a->client_tls == b->client_tls, "client_tls");
 	F(str_equal(a->client_cert, b->client_cert), "client_cert");
 	F(str_equal(a->client_key, b->client_key), "client_key");
@@ -189,6 +190,7 @@ test_defaults(void **state)
 	assert_int_equal(c->tls_min_version, 12);
 	assert_true(c->tls_resumption);
 	assert_int_equal(c->tls_cache_size, 1000);
+	assert_int_equal(c->tls_verified_chains, 512);
 	assert_false(c->client_tls);
 	assert_null(c->client_cert);
 	assert_null(c->client_key);
@@ -340,6 +342,7 @@ check_full(const struct cfg *c)
 	assert_int_equal(c->tls_min_version, 13);
 	assert_false(c->tls_resumption);
 	assert_int_equal(c->tls_cache_size, 512);
+	assert_int_equal(c->tls_verified_chains, 0);
 	assert_true(c->client_tls);
 	assert_string_equal(c->client_cert, DATA "/certs/client.pem");
 	assert_string_equal(c->client_key, DATA "/certs/client.key");
@@ -606,6 +609,8 @@ static const struct {
         {"tls = { client_tls = 1; };\n", "t.conf:1: tls.client_tls: expected true or false"},
         {"tls = { session_cache_size = 0; };\n",
          "t.conf:1: tls.session_cache_size: must be between 1 and 1000000"},
+        {"tls = { verified_chains = -1; };\n",
+         "t.conf:1: tls.verified_chains: must be between 0 and 1000000"},
         /* t.conf itself is a readable file, relative to its own directory */
         {"tls = {\n\tclient_tls = true;\n\tclient_cert = \"t.conf\";\n};\n",
          "t.conf:3: tls.client_cert: tls.client_key must be set as well"},

@@ -166,6 +166,32 @@ test_key_usage_checked_every_time(void **state)
 	assert_int_equal(tls_verify_chain(tctx, NULL, "mx.test", DS), MBEDTLS_X509_BADCERT_MISSING);
 }
 
+/* tls.verified_chains = 0: every chain is checked in full. */
+static void
+test_cache_off(void **state)
+{
+	struct cfg *cfg = cfg_defaults();
+	struct tls_ctx *t;
+	mbedtls_x509_crt crt;
+	char err[256] = "";
+
+	(void)state;
+	assert_non_null(cfg);
+	free(cfg->ca_file);
+	cfg->ca_file = data_path("ca.pem");
+	cfg->tls_verified_chains = 0;
+	t = tls_new(cfg, err, sizeof(err));
+	assert_non_null(t);
+	load(&crt, "server.pem");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(tls_verify_chain(t, &crt, "mx.test", DS), 0);
+	assert_int_equal(tls_stats(t)->verify_full, 3);
+	assert_int_equal(tls_stats(t)->verify_cached, 0);
+	mbedtls_x509_crt_free(&crt);
+	tls_free(t);
+	cfg_unref(cfg);
+}
+
 static void
 test_verifycache_table(void **state)
 {
@@ -213,6 +239,7 @@ main(void)
 	        cmocka_unit_test(test_repeat_chain_is_cached),
 	        cmocka_unit_test(test_failures_are_never_cached),
 	        cmocka_unit_test(test_key_usage_checked_every_time),
+	        cmocka_unit_test(test_cache_off),
 	        cmocka_unit_test(test_verifycache_table),
 	};
 
