@@ -50,6 +50,20 @@ bio_send(void *ctx, const unsigned char *buf, size_t len)
 	return MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
+/* recv() that remembers a short read: the socket is empty then, and asking
+ * again before the (level-triggered) watcher wakes us, EOF included, would
+ * only fetch EAGAIN. io_on_read clears IO_F_DRAINED. */
+static ssize_t
+sock_recv(struct io *io, void *buf, size_t len)
+{
+	ssize_t n = recv(io->fd, buf, len, 0);
+
+	io->nrecv++;
+	if (n > 0 && (size_t)n < len)
+		io->flags |= IO_F_DRAINED;
+	return n;
+}
+
 static int
 bio_recv_result(ssize_t n)
 {
@@ -75,18 +89,12 @@ bio_recv(void *ctx, unsigned char *buf, size_t len)
 	struct io_readahead *ra = io->ra;
 	ssize_t n;
 
-	/* The last recv() returned less than it could take, so the socket
-	 * was empty: asking again would only fetch EAGAIN. The watcher is
-	 * level-triggered and wakes us for whatever arrives (EOF included). */
+	/* The socket is known to be empty (sock_recv). */
 	if ((io->flags & IO_F_DRAINED) && (ra == NULL || ra->len == 0))
 		return MBEDTLS_ERR_SSL_WANT_READ;
 	if (ra != NULL && ra->len == 0 && len < sizeof(ra->buf)) {
-		n = recv(io->fd, ra->buf, sizeof(ra->buf), 0);
-		io->nrecv++;
-		if (n <= 0)
+		if ((n = sock_recv(io, ra->buf, sizeof(ra->buf))) <= 0)
 			return bio_recv_result(n);
-		if ((size_t)n < sizeof(ra->buf))
-			io->flags |= IO_F_DRAINED;
 		ra->off = 0;
 		ra->len = (size_t)n;
 	}
@@ -100,11 +108,7 @@ bio_recv(void *ctx, unsigned char *buf, size_t len)
 	}
 	/* A read at least as large as the buffer (the rest of a bulk record):
 	 * straight into mbed TLS's buffer, no copy. */
-	n = recv(io->fd, buf, len, 0);
-	io->nrecv++;
-	if (n > 0 && (size_t)n < len)
-		io->flags |= IO_F_DRAINED;
-	return bio_recv_result(n);
+	return bio_recv_result(sock_recv(io, buf, len));
 }
 
 /* Can mbed TLS produce something without the socket's help? Records it
@@ -616,8 +620,7 @@ fill_in(struct io *io)
 			}
 			n = rc;
 		} else {
-			n = recv(io->fd, p, room, 0);
-			io->nrecv++;
+			n = sock_recv(io, p, room);
 			if (n == 0) {
 				io->flags |= IO_F_EOF;
 				break;
@@ -636,9 +639,8 @@ fill_in(struct io *io)
 		iobuf_commit(&io->in, (size_t)n);
 		io->nread += (unsigned long long)n;
 		got += n;
-		/* Less than asked for: the socket is empty now; another recv()
-		 * would only say EAGAIN (the watcher is level-triggered). */
-		if (!(io->flags & IO_F_TLS) && (size_t)n < room)
+		/* Plaintext: a short read emptied the socket (sock_recv). */
+		if (!(io->flags & IO_F_TLS) && (io->flags & IO_F_DRAINED))
 			break;
 	}
 	return got;

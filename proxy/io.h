@@ -46,7 +46,7 @@ enum io_event {
 #define IO_F_WANT_R     0x0200 /* mbed TLS needs the fd readable */
 #define IO_F_WANT_W     0x0400 /* mbed TLS needs the fd writable */
 #define IO_F_WSHUT      0x0800 /* shut our write side once output is flushed (half-close) */
-#define IO_F_DRAINED    0x1000 /* a short recv() emptied the socket since it last woke us */
+#define IO_F_DRAINED    0x1000 /* a short recv() emptied the socket since the watcher last woke us */
 #define IO_F_WR_DONE    0x2000 /* shutdown(SHUT_WR) was called */
 
 /*
