@@ -604,8 +604,7 @@ tls_ready(struct session *s)
 	/* A resumed session may come without the certificate; it resumes one
 	 * that was verified for this very name and address (only those are
 	 * saved), and the server proved it holds that session's secret. */
-	if (s->tls_verify == MBEDTLS_X509_BADCERT_MISSING && s->tls_offered_session &&
-	    mbedtls_ssl_get_peer_cert(ssl) == NULL)
+	if (s->tls_verify == MBEDTLS_X509_BADCERT_MISSING && s->tls_offered_session)
 		s->tls_verify = 0;
 	snprintf(s->tls_version, sizeof(s->tls_version), "%s", io_tls_version(&s->server));
 	snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", io_tls_cipher(&s->server));

@@ -4,8 +4,8 @@
  * Owns the RNG, the CA chain, the client configuration toward servers
  * (TLS 1.2 and 1.3; the certificate is checked after the handshake by
  * tls_verify_peer() and the verdict left to the policy), the server
- * configuration for the
- * optional STARTTLS offered to legacy clients, and the cache of upstream
+ * configuration for the optional STARTTLS offered to legacy clients, the
+ * chains already verified (verifycache.h) and the cache of upstream
  * TLS sessions used for resumption toward repeat MX hosts (a full
  * handshake costs ~2 ms of CPU with mbed TLS; resumption avoids the
  * public-key operations).
