@@ -852,21 +852,23 @@ sender_flush() { nsx "$NS_CLIENT" timeout 10 postqueue -c "$T/client/conf" -f >/
 sender_status_lines() { grep -oE 'status=[a-z]+ \(.*' "$T/client/maillog" | cut -c1-300; }
 
 # ---- attacker (mitm namespace) -------------------------------------------------------
-# mitm_start MODE: run mitm.py and REDIRECT tcp/25 from the router side to it.
-# Each start begins a fresh $T/mitm.log (earlier ones are kept as mitm.log.N),
-# so the mitm_* assertions see only the current phase.
+# mitm_start MODE [CERT]: run mitm.py and REDIRECT tcp/25 from the router side
+# to it. The TLS-terminating modes (swap-cert, old-tls) present
+# $T/pki/CERT.pem / CERT.key (default: wrong). Each start begins a fresh
+# $T/mitm.log (earlier ones are kept as mitm.log.N), so the mitm_* assertions
+# see only the current phase.
 mitm_start() {
-	local mode=$1
+	local mode=$1 cert=${2:-wrong}
 	mitm_stop
 	mitm_reset_log
 	ip netns exec "$NS_MITM" "$PY" "$MITM_PY" --mode "$mode" --port "$MITM_PORT" --log "$T/mitm.log" \
-		--cert "$T/pki/wrong.pem" --key "$T/pki/wrong.key" --max-runtime 600 \
+		--cert "$T/pki/$cert.pem" --key "$T/pki/$cert.key" --max-runtime 600 \
 		>>"$T/mitm.out" 2>&1 &
 	MITM_PID=$!
 	wait_for 10 "mitm.py listening" _listening "$NS_MITM" "0.0.0.0" "$MITM_PORT" ||
 		it_abort "mitm.py did not start: $(tail -n 5 "$T/mitm.out")"
 	mitm_redirect on
-	say "mitm: attacker active, mode $mode"
+	say "mitm: attacker active, mode $mode, certificate $cert"
 }
 
 mitm_stop() {
@@ -1073,22 +1075,6 @@ EVENTS_SEEN=${STSPROXY_EVENTS_SEEN:-/tmp/stsproxy-events-seen}
 # events_binary_id: the first 16 hex digits of the SHA-256 of $STSPROXY_BIN.
 events_binary_id() { sha256sum "$STSPROXY_BIN" 2>/dev/null | cut -c1-16; }
 
-# mitm_start_cert MODE CERT: as mitm_start, but the TLS-terminating modes
-# (swap-cert, old-tls) present $T/pki/CERT.pem / CERT.key.
-mitm_start_cert() {
-	local mode=$1 cert=$2
-	mitm_stop
-	mitm_reset_log
-	ip netns exec "$NS_MITM" "$PY" "$MITM_PY" --mode "$mode" --port "$MITM_PORT" --log "$T/mitm.log" \
-		--cert "$T/pki/$cert.pem" --key "$T/pki/$cert.key" --max-runtime 600 \
-		>>"$T/mitm.out" 2>&1 &
-	MITM_PID=$!
-	wait_for 10 "mitm.py listening" _listening "$NS_MITM" "0.0.0.0" "$MITM_PORT" ||
-		it_abort "mitm.py did not start: $(tail -n 5 "$T/mitm.out")"
-	mitm_redirect on
-	say "mitm: attacker active, mode $mode, certificate $cert"
-}
-
 # proxy_log_rotate: start a fresh $T/proxy.log and $T/proxy.out (the old ones
 # are kept as proxy.log.N / proxy.out.N), so the proxy_* assertions see only
 # the current phase. Call it while stsproxy is stopped.
@@ -1224,7 +1210,7 @@ sender_postconf() {
 
 # ---- one detection case: attacker + stsproxy restarted, one mail, assertions ----
 # dcase_run TAG SUBJECT PROXY_CONFIG MITM_MODE [MITM_CERT]: restart the
-# attacker (mitm_start, or mitm_start_cert when MITM_CERT is given) and
+# attacker (mitm_start, with MITM_CERT when given) and
 # stsproxy (fresh logs, empty in-memory TOFU), send one mail from the legacy
 # sender and assert, from these globals:
 #   VERDICT     tls | plain (delivered; how the mx received it) | deferred (4xx)
@@ -1255,7 +1241,7 @@ dcase_run() {
 		proxy_log_rotate
 	fi
 	sender_clear
-	if [ -n "$cert" ]; then mitm_start_cert "$amode" "$cert"; else mitm_start "$amode"; fi
+	mitm_start "$amode" "$cert"
 	[ -n "$PROXY_PID" ] || proxy_start "$conf"
 	mark=$(wc -l <"$T/client/maillog")
 	sender_send "$RCPT" "$subj"

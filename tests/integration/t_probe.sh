@@ -83,7 +83,7 @@ pmode() {
 	local mode=$1 rc=$2 findings=$3 cert=${CERT:-}
 	shift 3
 	step "probe through the attacker in mode $mode${cert:+ (certificate $cert)}"
-	if [ -n "$cert" ]; then mitm_start_cert "$mode" "$cert"; else mitm_start "$mode"; fi
+	mitm_start "$mode" "$cert"
 	probe "$mode$cert" --json mx1.example.test:25
 	check "[$mode${cert:+/$cert}] exit code $rc" [ "$PROBE_RC" = "$rc" ]
 	check "[$mode${cert:+/$cert}] both targets (IPv4, IPv6): findings ${findings}${*:+; $*}" \
