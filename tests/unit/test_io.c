@@ -1089,6 +1089,19 @@ sum(const size_t *sizes, size_t n)
 	return t;
 }
 
+/* Client and server over a UNIX socket pair (bursts arrive whole) with TLS
+ * up; the client's input buffer holds inmax bytes. */
+static void
+tls_unix_pair(struct side *c, struct side *s, size_t inmax)
+{
+	int fds[2];
+
+	unix_pair(fds);
+	side_init(c, "client", fds[0], inmax, 65536, 0);
+	side_init(s, "server", fds[1], 65536, 65536, 0);
+	tls_connect(c, s, "mx.test");
+}
+
 /* The client sends a burst of small records right behind its Finished (an
  * SMTP client's EHLO after STARTTLS), then nothing. The server's handshake
  * reads them into the read-ahead with the Finished; only the post-handshake
@@ -1140,15 +1153,11 @@ test_tls_burst_small_inbuf(void **state)
 	unsigned char *p = payload(NREC * INMAX, 51);
 	unsigned long before;
 	struct side c, s;
-	int fds[2];
 
 	(void)state;
 	for (size_t i = 0; i < NREC; i++)
 		sizes[i] = INMAX;
-	unix_pair(fds);
-	side_init(&c, "client", fds[0], INMAX, 65536, 0);
-	side_init(&s, "server", fds[1], 65536, 65536, 0);
-	tls_connect(&c, &s, "mx.test");
+	tls_unix_pair(&c, &s, INMAX);
 	c.n[IO_DATAIN] = 0;
 	before = c.io.nrecv;
 	tls_burst(&s, p, sizes, NREC);
@@ -1176,15 +1185,11 @@ test_tls_pause_with_readahead(void **state)
 	unsigned long nrecv;
 	struct side c, s;
 	ev_timer resumer;
-	int fds[2];
 
 	(void)state;
 	for (size_t i = 0; i < NREC; i++)
 		sizes[i] = INMAX;
-	unix_pair(fds);
-	side_init(&c, "client", fds[0], INMAX, 65536, 0);
-	side_init(&s, "server", fds[1], 65536, 65536, 0);
-	tls_connect(&c, &s, "mx.test");
+	tls_unix_pair(&c, &s, INMAX);
 	settle(0.05); /* a TLS 1.3 ticket, if any, is read before the burst */
 	c.n[IO_DATAIN] = 0;
 	c.pause_every = 1;
@@ -1231,12 +1236,8 @@ test_tls_eof_after_burst(void **state)
 		sizes[i] = INMAX;
 	for (int notify = 0; notify <= 1; notify++) {
 		struct side c, s;
-		int fds[2];
 
-		unix_pair(fds);
-		side_init(&c, "client", fds[0], INMAX, 65536, 0);
-		side_init(&s, "server", fds[1], 65536, 65536, 0);
-		tls_connect(&c, &s, "mx.test");
+		tls_unix_pair(&c, &s, INMAX);
 		settle(0.05); /* tickets, if any, before the burst */
 		c.nlog = 0;
 		tls_burst(&s, p, sizes, NREC);
