@@ -14,7 +14,8 @@
 # Everything is torn down at the end, also on Ctrl-C.
 #
 # Needs the peers of tests/integration/install-peers.sh (installed here if
-# missing) and build/stsproxy (built here with CMake if missing).
+# missing) and build/stsproxy (built here with CMake if missing, after
+# scripts/install-deps.sh --build: compilers, libraries, mbed TLS 3.6).
 # STSPROXY_BIN overrides the binary. Exit status 0 when both acts showed
 # what they should.
 set -u
@@ -42,8 +43,9 @@ for cmd in postfix nsd openssl iptables; do
 done
 if [ ! -x "$STSPROXY_BIN" ]; then
 	banner "building stsproxy"
+	bash "$here/scripts/install-deps.sh" --build || exit 1
 	(cd "$here" && cmake -S . -B build >/dev/null && cmake --build build -j"$(nproc)") || {
-		echo "demo: build failed; install the build dependencies with scripts/install-deps.sh" >&2
+		echo "demo: build failed" >&2
 		exit 1
 	}
 fi

@@ -3,8 +3,14 @@
 # compilers and libraries from the distribution, mbed TLS 3.6 into the
 # project-local prefix, and the real peers the integration tests run
 # (Postfix, nsd, nginx, ...). Idempotent; nothing is started on the host.
+#
+#   scripts/install-deps.sh           everything (scripts/test.sh, .ci/run)
+#   scripts/install-deps.sh --build   only what building stsproxy needs
+#                                     (scripts/demo.sh on a fresh machine)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+only_build=0
+[ "${1:-}" = --build ] && only_build=1
 
 build_pkgs="build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
  libev-dev libc-ares-dev libcurl4-openssl-dev libconfig-dev libcmocka-dev
@@ -25,6 +31,7 @@ if [ -n "$missing" ]; then
 fi
 
 "$here/scripts/fetch-mbedtls.sh"
+[ "$only_build" = 1 ] && exit 0
 
 # Real peers for the integration tests, and podman for the container test.
 bash "$here/tests/integration/install-peers.sh"
